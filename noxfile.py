@@ -1,0 +1,244 @@
+"""Developer sessions. Plain ``nox`` runs the tests of every member, integration, lint and typecheck.
+
+Named-only sessions: ``bench``, ``demo``, ``docs``, ``wheels``, ``fidelity``, ``scaffolds``, ``faults``.
+Every session uses uv-made virtualenvs; members are installed from their folders so each member's
+tests run with only that member, its dependencies and the test tools.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nox
+import tomllib
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests", "integration", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PYTHON = os.environ.get("ETIKET_NOX_PYTHON", "3.11")
+TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3"]
+CORE = "packages/etiket-sync-agent"
+LOCAL_SERVER = "tools/etiket-local-server"
+
+
+def _members() -> dict[str, Path]:
+    """Member name → folder, for every packages/*/pyproject.toml."""
+    members: dict[str, Path] = {}
+    for pyproject in sorted(ROOT.glob("packages/*/pyproject.toml")):
+        name = tomllib.loads(pyproject.read_text())["project"]["name"]
+        members[name] = pyproject.parent
+    return members
+
+
+def _install_workspace(session: nox.Session, *folders: str | Path, extras: str = "") -> None:
+    """Install members from their folders (never the package index, where names clash)."""
+    args: list[str] = []
+    for folder in folders:
+        path = str(folder)
+        if path == CORE and extras:
+            path = f"{path}[{extras}]"
+        args += ["-e", path]
+    session.install(*args)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("member", list(_members()))
+def tests(session: nox.Session, member: str) -> None:
+    """One member's own tests, in an environment with only that member and its dependencies."""
+    folder = _members()[member]
+    needed = [CORE] if folder.as_posix().endswith(CORE) else [CORE, folder.relative_to(ROOT)]
+    _install_workspace(session, *needed, LOCAL_SERVER, extras="postgresql,testing")
+    session.install(*TEST_TOOLS)
+    session.run("pytest", "-n", "2", "-q", str(folder / "tests"), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Cross-package tests in tests/ with every member installed."""
+    _install_workspace(
+        session,
+        CORE,
+        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
+        LOCAL_SERVER,
+        extras="postgresql,testing",
+    )
+    session.install(*TEST_TOOLS, "xarray>=2023.1")
+    session.run("pytest", "-n", "2", "-q", "tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the core package."""
+    _install_workspace(session, CORE, LOCAL_SERVER, extras="postgresql,testing")
+    session.install("mypy>=1.11", "types-PyYAML", "pytest>=8")
+    session.run("mypy", f"{CORE}/src/etiket_sync_agent")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the mkdocs site with warnings as errors (CLI reference regenerated first)."""
+    _install_workspace(session, CORE)
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5")
+    session.run("python", "tools/gen_cli_reference.py")
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(Path(tempfile.mkdtemp()) / "site"))
+
+
+@nox.session(python=PYTHON)
+def wheels(session: nox.Session) -> None:
+    """Build each wheel without workspace sources; install each alone in a clean venv; import it."""
+    dist = Path(tempfile.mkdtemp(prefix="etiket-wheels-"))
+    for member, _folder in _members().items():
+        session.run(
+            "uv",
+            "build",
+            "--package",
+            member,
+            "--no-sources",
+            "--wheel",
+            "--out-dir",
+            str(dist),
+            external=True,
+        )
+    core_wheel = next(dist.glob("etiket_sync_agent-*.whl"))
+    for member in _members():
+        module = member.replace("-", "_")
+        wheel = next(dist.glob(f"{module}-*.whl"))
+        venv = Path(tempfile.mkdtemp(prefix=f"venv-{module}-"))
+        session.run("uv", "venv", "--quiet", "--python", PYTHON, str(venv), external=True)
+        py = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+        # The core wheel is passed explicitly so the resolver never takes a same-named package
+        # from the index.
+        wheels_to_install = [str(wheel)] if wheel == core_wheel else [str(core_wheel), str(wheel)]
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(py),
+            *wheels_to_install,
+            external=True,
+        )
+        session.run(str(py), "-c", f"import {module}; print('{module}', 'imports')", external=True)
+        session.run(str(py), "-m", "etiket_sync_agent", "backends", external=True)
+        shutil.rmtree(venv, ignore_errors=True)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: each prints its numbers and ratios against a baseline measured in the same run."""
+    _install_workspace(
+        session,
+        CORE,
+        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
+        LOCAL_SERVER,
+        extras="postgresql,testing",
+    )
+    session.install("xarray>=2023.1")
+    quick = ["--quick"] if "quick" in session.posargs else []
+    for script in sorted(glob.glob("tools/bench/bench_*.py")):
+        if Path(script).name == "bench_qcodes.py":
+            continue  # needs the real qcodes: run by the fidelity session's interpreter
+        session.run("python", script, *quick)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The one-command demo: local server, sample sources, sync until done, summary."""
+    _install_workspace(
+        session,
+        CORE,
+        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
+        LOCAL_SERVER,
+        extras="postgresql",
+    )
+    session.run("etiket-sync", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """The long fault suites (kill -9 rounds, server faults) marked slow."""
+    _install_workspace(
+        session,
+        CORE,
+        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
+        LOCAL_SERVER,
+        extras="postgresql,testing",
+    )
+    session.install(*TEST_TOOLS)
+    session.run(
+        "pytest",
+        "-q",
+        "-m",
+        "slow",
+        "tests",
+        *session.posargs,
+        env={"ETIKET_KILL_ROUNDS": os.environ.get("ETIKET_KILL_ROUNDS", "100")},
+    )
+
+
+@nox.session(python=PYTHON)
+def scaffolds(session: nox.Session) -> None:
+    """Generate one backend of each base and a converter, install them, run their tests."""
+    _install_workspace(session, CORE, LOCAL_SERVER, extras="testing")
+    session.install(*TEST_TOOLS)
+    out = Path(tempfile.mkdtemp(prefix="etiket-scaffolds-"))
+    session.run(
+        "generate_sync_agent_scaffold",
+        "scaffold-db",
+        "--base",
+        "database",
+        "--live-sync",
+        "True",
+        "--output-dir",
+        str(out),
+    )
+    session.run(
+        "generate_sync_agent_scaffold",
+        "scaffold-files",
+        "--base",
+        "file",
+        "--default-scope",
+        "OPTIONAL",
+        "--level",
+        "2",
+        "--output-dir",
+        str(out),
+    )
+    session.run(
+        "generate_converter_scaffold",
+        "scaffold-conv",
+        "--input-type",
+        "txt",
+        "--output-type",
+        "json",
+        "--output-dir",
+        str(out),
+    )
+    packages = sorted(p for p in out.iterdir() if p.is_dir())
+    for package in packages:
+        # The workspace core is named again so the resolver keeps it and never looks for the
+        # core on the package index (a same-named, unrelated project exists there).
+        session.install("-e", CORE, "-e", str(package))
+    for package in packages:
+        session.run("pytest", "-q", "-p", "no:cacheprovider", str(package / "tests"))
+    listing = session.run("etiket-sync", "backends", "--json", silent=True)
+    for name in ("scaffold-db", "scaffold-files", "scaffold-conv"):
+        if f'"name": "{name}"' not in str(listing):
+            session.error(f"{name} is not discovered by etiket-sync backends")
+    session.log("scaffolds generated, tested and discovered")
