@@ -1,0 +1,1 @@
+"""Command-line interfaces: ``etiket-sync`` and the scaffold generators."""

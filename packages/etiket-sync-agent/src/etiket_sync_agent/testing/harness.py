@@ -1,0 +1,230 @@
+"""An in-process agent against a local eTiKeT server, for tests and the demo.
+
+:class:`AgentHarness` owns a temporary agent home (tracking store, credentials), a running local
+server (``etiket_local_server``), a logged-in client and helpers to add sources, run the engine until
+idle and look at what arrived on the server. It needs the ``etiket-local-server`` package (part of
+this repository's workspace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from etiket_sync_agent.connectors.base import ScopePolicy, SyncSourceBase
+from etiket_sync_agent.connectors.config import config_to_storage, parse_config
+from etiket_sync_agent.engine.agent import Agent, IterationReport
+from etiket_sync_agent.engine.options import EngineOptions
+from etiket_sync_agent.platform import EtiketClient
+from etiket_sync_agent.store import TrackingStore, open_store
+from etiket_sync_agent.testing.tree import tree_digest
+
+__all__ = ["AgentHarness", "ServerFile", "fast_options", "tree_digest"]
+
+
+def fast_options(**overrides: Any) -> EngineOptions:
+    """Engine options for tests: no waiting for settle times, scans or live intervals."""
+    options = EngineOptions(
+        concurrency=4,
+        live_interval=0.0,
+        scan_interval=0.0,
+        settle_time=0.0,
+        fingerprint_interval=0.0,
+        backoff_base=0.05,
+        backoff_cap=0.2,
+        source_retry=0.0,
+        idle_sleep=0.01,
+        use_watchdog=False,
+    )
+    return replace(options, **overrides)
+
+
+@dataclass
+class ServerFile:
+    """One secured file version on the server, with its stored bytes' MD5."""
+
+    dataset_uuid: str
+    name: str
+    filename: str
+    version_id: int
+    size: int
+    md5_declared: str | None
+    md5_stored: str
+    status: str
+
+
+class AgentHarness:
+    """A local server, a temporary tracking store and an agent, wired together."""
+
+    def __init__(self, base_dir: Path, *, options: EngineOptions | None = None) -> None:
+        from etiket_local_server.testing import start_server
+
+        self.base_dir = Path(base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.home = self.base_dir / "agent-home"
+        self.home.mkdir(exist_ok=True)
+        self.server = start_server(self.base_dir / "server")
+        self.token = self.server.create_token("harness")
+        self.scope_name = "harness-scope"
+        self.scope_uuid = self.server.create_scope(self.scope_name)
+        self.store: TrackingStore = open_store(f"sqlite:///{self.home / 'sync.db'}")
+        self.options = options or fast_options()
+        self.reports: list[IterationReport] = []
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def add_source(
+        self,
+        name: str,
+        backend: type[SyncSourceBase],
+        config: Mapping[str, Any],
+        *,
+        scope: str | None = None,
+        scope_mapping: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Validate ``config`` like ``etiket-sync source add`` and store the source."""
+        instance = parse_config(backend.config_class, dict(config))
+        if scope is None and backend.scope_policy is not ScopePolicy.DISABLED:
+            scope = self.scope_uuid
+        record = self.store.add_source(name, backend.name, config_to_storage(instance), scope=scope)
+        for identifier, target in (scope_mapping or {}).items():
+            self.store.set_scope_mapping(name, identifier, target)
+        return record
+
+    def client(self) -> EtiketClient:
+        return EtiketClient(self.server.url, self.token)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, iterations: int = 1, **option_overrides: Any) -> list[IterationReport]:
+        """Run ``iterations`` engine iterations in this thread."""
+        options = replace(self.options, **option_overrides) if option_overrides else self.options
+
+        async def main() -> list[IterationReport]:
+            async with self.client() as client:
+                agent = Agent(self.store, client, options, backend_loader=self._loader)
+                reports = []
+                try:
+                    for _ in range(iterations):
+                        reports.append(await agent.iteration())
+                finally:
+                    await agent.close()
+                return reports
+
+        reports = asyncio.run(main())
+        self.reports.extend(reports)
+        return reports
+
+    def run_until_idle(self, max_iterations: int = 50, **option_overrides: Any) -> int:
+        """Iterate until nothing is new, syncing or live; returns the iterations used."""
+        options = replace(self.options, **option_overrides) if option_overrides else self.options
+
+        async def main() -> int:
+            async with self.client() as client:
+                agent = Agent(self.store, client, options, backend_loader=self._loader)
+                try:
+                    for used in range(1, max_iterations + 1):
+                        self.reports.append(await agent.iteration())
+                        if agent.is_idle():
+                            return used
+                finally:
+                    await agent.close()
+                raise AssertionError(
+                    f"not idle after {max_iterations} iterations: {self.store.count_by_state()}"
+                )
+
+        return asyncio.run(main())
+
+    _backends: dict[str, type[SyncSourceBase]] = {}
+
+    def register_backend(self, backend: type[SyncSourceBase]) -> None:
+        """Use this class for its name even when it is not installed as an entry point."""
+        self._backends = {**self._backends, backend.name: backend}
+
+    def _loader(self, name: str) -> type[SyncSourceBase]:
+        if name in self._backends:
+            return self._backends[name]
+        from etiket_sync_agent.connectors.registry import load_backend
+
+        return load_backend(name)
+
+    # -- looking at the server -------------------------------------------------------------------
+    def datasets(self) -> list[Any]:
+        """Every dataset on the server in the harness scope and any other scope."""
+
+        async def main() -> list[Any]:
+            async with self.client() as client:
+                found: list[Any] = []
+                offset = 0
+                while True:
+                    page = await client.search_datasets(offset=offset, limit=500)
+                    found.extend(page)
+                    if len(page) < 500:
+                        return found
+                    offset += len(page)
+
+        return asyncio.run(main())
+
+    def dataset(self, dataset_uuid: str) -> Any:
+        async def main() -> Any:
+            async with self.client() as client:
+                return await client.get_dataset(dataset_uuid)
+
+        return asyncio.run(main())
+
+    def server_files(self, dataset_uuid: str) -> list[ServerFile]:
+        """Secured file versions of a dataset, with the MD5 of the bytes the server stores."""
+        record = self.dataset(dataset_uuid)
+        if record is None:
+            return []
+        files: list[ServerFile] = []
+        for f in record.files:
+            status = f.status.value if hasattr(f.status, "value") else str(f.status)
+            if status != "secured":
+                continue
+            assert f.S3_link, f"secured file {f.name} has no download link"
+            body = httpx.get(f.S3_link, timeout=60).content
+            files.append(
+                ServerFile(
+                    dataset_uuid,
+                    f.name,
+                    f.filename,
+                    f.version_id,
+                    f.size,
+                    f.md5_checksum,
+                    hashlib.md5(body, usedforsecurity=False).hexdigest(),
+                    status,
+                )
+            )
+        return files
+
+    def items(self, source: str) -> list[Any]:
+        record = self.store.get_source(source)
+        assert record is not None, f"no source {source!r}"
+        return list(self.store.list_items(record.id, limit=1_000_000))
+
+    def close(self) -> None:
+        self.store.close()
+        self.server.stop()
+
+
+@contextmanager
+def agent_harness(base_dir: Path, **kwargs: Any) -> Iterator[AgentHarness]:
+    """Context manager around :class:`AgentHarness` that sets ``ETIKET_SYNC_HOME`` meanwhile."""
+    harness = AgentHarness(base_dir, **kwargs)
+    previous = os.environ.get("ETIKET_SYNC_HOME")
+    os.environ["ETIKET_SYNC_HOME"] = str(harness.home)
+    try:
+        yield harness
+    finally:
+        if previous is None:
+            os.environ.pop("ETIKET_SYNC_HOME", None)
+        else:
+            os.environ["ETIKET_SYNC_HOME"] = previous
+        harness.close()
