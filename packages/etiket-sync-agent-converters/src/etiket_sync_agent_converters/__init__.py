@@ -1,0 +1,1 @@
+"""etiket-sync-agent-converters."""

@@ -1,0 +1,28 @@
+"""The core's conformance kit against the quantify backend.
+
+The backend declares ``implemented = False`` for now, so only the contract and configuration tests
+run; the behaviour tests start running (and need the fixture methods below) once it is implemented.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from etiket_sync_agent_quantify import QuantifySync
+
+from etiket_sync_agent.testing import FileBackendConformance
+
+
+class TestQuantifySyncConformance(FileBackendConformance):
+    backend = QuantifySync
+
+    def make_source(self, tmp_path: Path) -> dict[str, Any]:
+        (tmp_path / "source").mkdir(exist_ok=True)
+        return {"quantify_directory": str(tmp_path / "source"), "set_up": "fridge"}
+
+    def add_dataset(self, config: dict[str, Any], index: int) -> str:
+        raise NotImplementedError("lands with the quantify backend")
+
+    def corrupt_dataset(self, config: dict[str, Any], index: int) -> str:
+        raise NotImplementedError("lands with the quantify backend")
