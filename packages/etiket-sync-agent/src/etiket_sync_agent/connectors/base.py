@@ -98,6 +98,8 @@ def check_backend_class(cls: type) -> None:
             raise _fail(cls, "level", f"must be -1 or a depth >= 1, got {level!r}")
         if not isinstance(getattr(cls, "is_single_file", None), bool):
             raise _fail(cls, "is_single_file", "must be a bool")
+        if not isinstance(getattr(cls, "detect_moves", None), bool):
+            raise _fail(cls, "detect_moves", "must be a bool")
 
 
 class _SyncSourceMeta(abc.ABCMeta):
@@ -200,6 +202,9 @@ class SyncSourceFileBase(SyncSourceBase):
 
     level: ClassVar[int] = -1
     is_single_file: ClassVar[bool] = False
+    #: Recognise a dataset moved inside the root (same relative file names, sizes and mtimes,
+    #: old place gone) and keep its server record instead of uploading it again.
+    detect_moves: ClassVar[bool] = True
 
     @abc.abstractmethod
     def root_path(self) -> Path:

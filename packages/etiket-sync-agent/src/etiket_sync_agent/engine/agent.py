@@ -380,6 +380,15 @@ class Agent:
         runtime.newest_key, runtime.newest_priority = newest_key, newest_priority
         if not specs:
             return 0
+        if backend.detect_moves:
+            present = {item.key for item in result.items}
+            for old_key, new_key in self.store.adopt_moved_items(runtime.record.id, specs, present):
+                runtime.known_fingerprints.pop(old_key, None)
+                moved = self.store.get_item_by_key(runtime.record.id, new_key)
+                message = f"dataset moved from {old_key} to {new_key}; nothing uploaded again"
+                _log.info("[%s] %s", runtime.record.name, message)
+                if moved is not None:
+                    self.store.add_log(moved.id, "INFO", message)
         upserted = self.store.upsert_items(runtime.record.id, specs)
         for spec in specs:
             runtime.known_fingerprints[spec.natural_key] = spec.fingerprint

@@ -490,6 +490,59 @@ class TrackingStore:
                     inserted += len(new_rows)
         return UpsertResult(inserted, changed)
 
+    def adopt_moved_items(
+        self, source_id: int, specs: Iterable[ItemSpec], present_keys: Iterable[str]
+    ) -> list[tuple[str, str]]:
+        """Recognise moved datasets: re-key known items instead of creating new ones.
+
+        A spec whose natural key is unknown but whose fingerprint (relative names, sizes and
+        mtimes of every file, which a move keeps) equals that of a known item whose key is no
+        longer present in the source is the same dataset at a new place: the known item takes
+        the new key and path and keeps its dataset uuid, state and file versions, so nothing is
+        uploaded again. Returns ``(old key, new key)`` pairs.
+        """
+        present = set(present_keys)
+        candidates = {
+            spec.natural_key: spec
+            for spec in specs
+            if spec.fingerprint and not spec.fingerprint.startswith("0:")
+        }
+        if not candidates:
+            return []
+        moved: list[tuple[str, str]] = []
+        with self._session() as s:
+            known = set(
+                s.scalars(
+                    select(Item.natural_key).where(
+                        Item.source_id == source_id,
+                        Item.natural_key.in_(list(candidates)),
+                    )
+                )
+            )
+            fresh = {k: v for k, v in candidates.items() if k not in known}
+            if not fresh:
+                return []
+            by_print: dict[str, list[Item]] = {}
+            for row in s.scalars(
+                select(Item).where(
+                    Item.source_id == source_id,
+                    Item.fingerprint.in_({spec.fingerprint for spec in fresh.values()}),
+                )
+            ):
+                if row.natural_key not in present and row.lease_owner is None:
+                    by_print.setdefault(str(row.fingerprint), []).append(row)
+            for key, spec in sorted(fresh.items()):
+                rows = by_print.get(str(spec.fingerprint))
+                if not rows:
+                    continue
+                row = rows.pop(0)
+                moved.append((row.natural_key, key))
+                row.natural_key = key
+                row.path = spec.path
+                row.priority = spec.priority
+                row.updated = self._n()
+        return moved
+
     def _reset_on_change(self, row: Item) -> bool:
         if row.state in (ItemState.SYNCED.value, ItemState.FAILED.value):
             row.state = ItemState.NEW.value
