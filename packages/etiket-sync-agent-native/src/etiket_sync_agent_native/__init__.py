@@ -1,50 +1,36 @@
-"""Sync datasets created locally by scripts to eTiKeT.
+"""Sync datasets created locally by scripts ("native" datasets) to eTiKeT.
 
-Not implemented yet: the backend is registered so ``etiket-sync backends`` lists it (as "not
-implemented yet"), and its configuration fields are final, but syncing lands with its own issue.
+Scripts create datasets with :class:`Dataset` (no server connection needed); they are kept in a
+local store (a folder with a SQLite catalog). The ``native`` backend (:class:`NativeSync`) uploads
+them, live while they are open and a final time once they are complete.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any, ClassVar
-
-from etiket_sync_agent import (
-    ScopePolicy,
-    SyncContext,
-    SyncItem,
-    SyncSourceDatabaseBase,
+from etiket_sync_agent_native.dataset import Dataset, close_stores
+from etiket_sync_agent_native.store import (
+    CatalogReader,
+    DatasetCompleteError,
+    DatasetNotFoundError,
+    DatasetRecord,
+    FileRecord,
+    NativeStore,
+    NativeStoreError,
+    default_native_directory,
 )
-from etiket_sync_agent.errors import NotImplementedYetError
+from etiket_sync_agent_native.sync import NativeConfig, NativeSync
 
-__all__ = ["NativeConfig", "NativeSync"]
-
-_TODO = "the native backend is not implemented yet"
-
-
-@dataclasses.dataclass
-class NativeConfig:
-    """Configuration of a native source (field names as existing configurations use them)."""
-
-    native_directory: Path | None = None
-
-
-class NativeSync(SyncSourceDatabaseBase):
-    """Syncs datasets created locally by scripts (not implemented yet)."""
-
-    name: ClassVar[str] = "native"
-    config_class: ClassVar[type[Any]] = NativeConfig
-    scope_policy: ClassVar[ScopePolicy] = ScopePolicy.DISABLED
-    live_sync: ClassVar[bool] = True
-    implemented: ClassVar[bool] = False
-
-    def get_new_datasets(self, last_item: SyncItem | None) -> Iterable[SyncItem]:
-        raise NotImplementedYetError(_TODO)
-
-    def sync_dataset(self, item: SyncItem, ctx: SyncContext) -> None:
-        raise NotImplementedYetError(_TODO)
-
-
-_ = Iterable
+__all__ = [
+    "CatalogReader",
+    "Dataset",
+    "DatasetCompleteError",
+    "DatasetNotFoundError",
+    "DatasetRecord",
+    "FileRecord",
+    "NativeConfig",
+    "NativeStore",
+    "NativeStoreError",
+    "NativeSync",
+    "close_stores",
+    "default_native_directory",
+]
