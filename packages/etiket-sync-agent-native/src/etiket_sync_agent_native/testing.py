@@ -6,10 +6,11 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
+from typing import Any
 
-from etiket_sync_agent_native.dataset import Dataset
+from etiket_sync_agent_native.dataset import Dataset, close_stores
 
-__all__ = ["make_demo_store", "make_native_dataset", "write_datasets"]
+__all__ = ["make_demo_source", "make_demo_store", "make_native_dataset", "write_datasets"]
 
 
 def _trace(index: int, points: int = 50) -> bytes:
@@ -67,3 +68,14 @@ def write_datasets(directory: str, prefix: str, count: int, file_size: int) -> l
         ds.complete()
         uuids.append(ds.uuid)
     return uuids
+
+
+def make_demo_source(root: Path) -> dict[str, Any]:
+    """Sample data for ``etiket-sync demo``: a store with eight complete datasets.
+
+    The returned config carries ``_demo_scope_identifiers``: the demo maps that scope name to its
+    own server scope (the native backend's scope policy is DISABLED: each dataset names a scope).
+    """
+    make_demo_store(root, count=8, scope="demo-lab")
+    close_stores()  # the "script" is done: the agent alone reads the catalog from here on
+    return {"native_directory": str(root), "_demo_scope_identifiers": ["demo-lab"]}
