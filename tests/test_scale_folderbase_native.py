@@ -133,5 +133,6 @@ def test_folderbase_and_native_sync_completely(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_folderbase_and_native_sync_completely_full_size(tmp_path: Path) -> None:
     _run(tmp_path, folders=1000, natives=100)

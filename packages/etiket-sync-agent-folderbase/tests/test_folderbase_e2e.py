@@ -121,3 +121,28 @@ def test_editing_one_file_uploads_exactly_one_new_version(
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
     _sync(harness)
     assert _versions(harness) - before == new
+
+
+def test_a_failed_dataset_that_is_deleted_is_retired_and_comes_back(
+    harness: AgentHarness, tmp_path: Path
+) -> None:
+    root = tmp_path / "tree"
+    _tree(root, 1)
+    make_dataset(root, "broken", info="dataset_name: [unclosed\n", files={"a.txt": b"a"})
+    harness.add_source("fb", FolderBaseSync, {"root_directory": str(root)})
+    harness.run_until_idle()
+    states = {i.natural_key: str(getattr(i.state, "value", i.state)) for i in harness.items("fb")}
+    assert states == {"run 00/ds 00": "synced", "broken": "failed"}
+
+    shutil.rmtree(root / "broken")
+    harness.run(2)
+    items = {i.natural_key: i for i in harness.items("fb")}
+    assert str(getattr(items["broken"].state, "value", items["broken"].state)) == "gone"
+    assert str(getattr(items["run 00/ds 00"].state, "value", "")) == "synced"
+    logs = [r.message for r in harness.store.item_logs(items["broken"].id)]
+    assert any("no longer at the source" in m for m in logs)
+
+    make_dataset(root, "broken", files={"a.txt": b"fixed"})
+    _sync(harness)
+    files = harness.server_files(items["broken"].dataset_uuid)
+    assert [(f.name, f.size) for f in files] == [("a.txt", 5)]

@@ -425,6 +425,7 @@ def status(as_json: bool) -> None:
         "synced",
         "failed",
         "waiting",
+        "gone",
         "last sync",
         "last error",
     ):
@@ -435,7 +436,10 @@ def status(as_json: bool) -> None:
             row["name"],
             row["backend"],
             row["status"],
-            *(str(c.get(s, 0)) for s in ("new", "syncing", "live", "synced", "failed", "waiting")),
+            *(
+                str(c.get(s, 0))
+                for s in ("new", "syncing", "live", "synced", "failed", "waiting", "gone")
+            ),
             _ago(row["last_sync"]),
             (row["last_error"] or "")[:60],
         )

@@ -378,21 +378,39 @@ class Agent:
                 continue
             specs.append(self._spec(runtime, item))
         runtime.newest_key, runtime.newest_priority = newest_key, newest_priority
+        present = {item.key for item in result.items}
+        present.update(self._adopt_moves(runtime, backend, specs, present))
+        if not result.errors:  # a folder we could not list must not look like deleted datasets
+            for key in self.store.retire_vanished(runtime.record.id, present):
+                runtime.known_fingerprints.pop(key, None)
+                _log.info("[%s] %s is no longer at the source", runtime.record.name, key)
         if not specs:
             return 0
-        if backend.detect_moves:
-            present = {item.key for item in result.items}
-            for old_key, new_key in self.store.adopt_moved_items(runtime.record.id, specs, present):
-                runtime.known_fingerprints.pop(old_key, None)
-                moved = self.store.get_item_by_key(runtime.record.id, new_key)
-                message = f"dataset moved from {old_key} to {new_key}; nothing uploaded again"
-                _log.info("[%s] %s", runtime.record.name, message)
-                if moved is not None:
-                    self.store.add_log(moved.id, "INFO", message)
         upserted = self.store.upsert_items(runtime.record.id, specs)
         for spec in specs:
             runtime.known_fingerprints[spec.natural_key] = spec.fingerprint
         return upserted.inserted + upserted.changed
+
+    def _adopt_moves(
+        self,
+        runtime: _SourceRuntime,
+        backend: SyncSourceFileBase,
+        specs: list[ItemSpec],
+        present: set[str],
+    ) -> list[str]:
+        """Re-key known items whose dataset moved (see ``TrackingStore.adopt_moved_items``)."""
+        if not backend.detect_moves or not specs:
+            return []
+        moved_to: list[str] = []
+        for old_key, new_key in self.store.adopt_moved_items(runtime.record.id, specs, present):
+            runtime.known_fingerprints.pop(old_key, None)
+            moved_to.append(new_key)
+            moved = self.store.get_item_by_key(runtime.record.id, new_key)
+            message = f"dataset moved from {old_key} to {new_key}; nothing uploaded again"
+            _log.info("[%s] %s", runtime.record.name, message)
+            if moved is not None:
+                self.store.add_log(moved.id, "INFO", message)
+        return moved_to
 
     # -- syncing ---------------------------------------------------------------------------------
     async def _sync_due(self, report: IterationReport) -> None:

@@ -31,7 +31,8 @@ class ItemState(str, enum.Enum):
     """Life cycle of a dataset in the tracking store.
 
     new → syncing → synced | live | failed | waiting; live → syncing (periodically);
-    failed → syncing (after backoff); synced → new (changed at the source); waiting → new (released).
+    failed → syncing (after backoff); synced → new (changed at the source); waiting → new (released);
+    new | failed | waiting → gone (file sources: no longer at the source); gone → new (back again).
     """
 
     NEW = "new"
@@ -40,6 +41,7 @@ class ItemState(str, enum.Enum):
     SYNCED = "synced"
     FAILED = "failed"
     WAITING = "waiting"
+    GONE = "gone"
 
 
 class Base(DeclarativeBase):

@@ -473,6 +473,11 @@ class TrackingStore:
                             }
                         )
                         continue
+                    if row.state == ItemState.GONE.value:  # back at the source
+                        row.state = ItemState.NEW.value
+                        row.attempts = 0
+                        row.next_attempt_at = None
+                        changed += 1
                     row.path = spec.path
                     row.priority = spec.priority
                     row.scope_identifier = spec.scope_identifier
@@ -542,6 +547,50 @@ class TrackingStore:
                 row.priority = spec.priority
                 row.updated = self._n()
         return moved
+
+    def retire_vanished(self, source_id: int, present_keys: Iterable[str]) -> list[str]:
+        """Mark unsynced items whose key is no longer at the source as ``gone``; return the keys.
+
+        Only items that never reached ``synced`` (new, failed, waiting) and are not leased are
+        retired, so a deleted folder that failed does not retry forever and a file that was keyed
+        provisionally (e.g. before its header was written) does not linger. A key that shows up
+        again is reset to ``new`` by :meth:`upsert_items`. Synced items stay as they are: the
+        server keeps what was uploaded.
+        """
+        present = set(present_keys)
+        unsynced = [ItemState.NEW.value, ItemState.FAILED.value, ItemState.WAITING.value]
+        now = self._n()
+        with self._session() as s:
+            rows = s.execute(
+                select(Item.id, Item.natural_key).where(
+                    Item.source_id == source_id,
+                    Item.state.in_(unsynced),
+                    Item.lease_owner.is_(None),
+                )
+            ).all()
+            vanished = [(row_id, key) for row_id, key in rows if key not in present]
+            for start in range(0, len(vanished), 2000):
+                ids = [row_id for row_id, _ in vanished[start : start + 2000]]
+                s.execute(
+                    update(Item)
+                    .where(Item.id.in_(ids), Item.state.in_(unsynced))
+                    .values(state=ItemState.GONE.value, next_attempt_at=None, updated=now)
+                )
+                s.execute(
+                    insert(ItemLog),
+                    [
+                        {
+                            "item_id": row_id,
+                            "created": now,
+                            "level": "INFO",
+                            "message": "no longer at the source; not retried unless it comes back",
+                            "traceback": None,
+                        }
+                        for row_id in ids
+                    ],
+                )
+        retired = [key for _, key in vanished]
+        return retired
 
     def _reset_on_change(self, row: Item) -> bool:
         if row.state in (ItemState.SYNCED.value, ItemState.FAILED.value):
