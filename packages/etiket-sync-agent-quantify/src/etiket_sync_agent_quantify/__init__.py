@@ -1,53 +1,46 @@
-"""Sync Quantify data directories to eTiKeT.
+"""Sync Quantify data directories to eTiKeT: one dataset per ``YYYYmmDD/<tuid>[-<name>]`` folder.
 
-Not implemented yet: the backend is registered so ``etiket-sync backends`` lists it (as "not
-implemented yet"), and its configuration fields are final, but syncing lands with its own issue.
+See :mod:`etiket_sync_agent_quantify.sync` for what is uploaded and how live runs are followed,
+:mod:`etiket_sync_agent_quantify.dataset` for reading ``dataset.hdf5`` (HDF5 or netCDF3) from a
+private copy, and :mod:`etiket_sync_agent_quantify.testing` for generators of realistic folders.
 """
 
-from __future__ import annotations
-
-import dataclasses
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any, ClassVar
-
-from etiket_sync_agent import (
-    ScopePolicy,
-    SyncContext,
-    SyncItem,
-    SyncSourceFileBase,
+from etiket_sync_agent_quantify.convert import GridError, write_flat, write_gridded
+from etiket_sync_agent_quantify.dataset import (
+    DatasetFormat,
+    DatasetReadError,
+    QuantifyDataset,
+    Variable,
+    private_copy,
+    read_dataset,
+    sniff_format,
 )
-from etiket_sync_agent.errors import NotImplementedYetError
+from etiket_sync_agent_quantify.sync import (
+    DATASET_FILE,
+    GRIDDED_FILE,
+    NETCDF4_FILE,
+    QuantifyConfig,
+    QuantifySync,
+)
+from etiket_sync_agent_quantify.tuid import is_valid_tuid, parse_folder_name, tuid_time
 
-__all__ = ["QuantifyConfig", "QuantifySync"]
-
-_TODO = "the quantify backend is not implemented yet"
-
-
-@dataclasses.dataclass
-class QuantifyConfig:
-    """Configuration of a quantify source (field names as existing configurations use them)."""
-
-    quantify_directory: Path
-    set_up: str
-    static_attributes: dict[str, str] = dataclasses.field(default_factory=dict)
-    is_server_folder: bool = False
-
-
-class QuantifySync(SyncSourceFileBase):
-    """Syncs Quantify data directories (not implemented yet)."""
-
-    name: ClassVar[str] = "quantify"
-    config_class: ClassVar[type[Any]] = QuantifyConfig
-    scope_policy: ClassVar[ScopePolicy] = ScopePolicy.REQUIRED
-    live_sync: ClassVar[bool] = True
-    implemented: ClassVar[bool] = False
-
-    def root_path(self) -> Path:
-        raise NotImplementedYetError(_TODO)
-
-    def sync_dataset(self, item: SyncItem, ctx: SyncContext) -> None:
-        raise NotImplementedYetError(_TODO)
-
-
-_ = Iterable
+__all__ = [
+    "DATASET_FILE",
+    "GRIDDED_FILE",
+    "NETCDF4_FILE",
+    "DatasetFormat",
+    "DatasetReadError",
+    "GridError",
+    "QuantifyConfig",
+    "QuantifyDataset",
+    "QuantifySync",
+    "Variable",
+    "is_valid_tuid",
+    "parse_folder_name",
+    "private_copy",
+    "read_dataset",
+    "sniff_format",
+    "tuid_time",
+    "write_flat",
+    "write_gridded",
+]
