@@ -189,7 +189,7 @@ class AgentHarness:
             if status != "secured":
                 continue
             assert f.S3_link, f"secured file {f.name} has no download link"
-            body = httpx.get(f.S3_link, timeout=60).content
+            body = self._downloads().get(f.S3_link).content
             files.append(
                 ServerFile(
                     dataset_uuid,
@@ -204,12 +204,23 @@ class AgentHarness:
             )
         return files
 
+    _http: httpx.Client | None = None
+
+    def _downloads(self) -> httpx.Client:
+        """One keep-alive client for downloads (a new connection per file is most of the cost)."""
+        if self._http is None:
+            self._http = httpx.Client(timeout=60)
+        return self._http
+
     def items(self, source: str) -> list[Any]:
         record = self.store.get_source(source)
         assert record is not None, f"no source {source!r}"
         return list(self.store.list_items(record.id, limit=1_000_000))
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         self.store.close()
         self.server.stop()
 
