@@ -89,6 +89,9 @@ class _SourceRuntime:
     newest_key: str | None = None
     newest_priority: float = float("-inf")
     pending_settle: dict[str, int] = field(default_factory=dict)
+    #: Items whose newest mtime lies in the future (clock skew on a share, a touched file):
+    #: key → (fingerprint, monotonic time it was first seen); they settle by observation.
+    future_seen: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
 
 def _md5_file(path: Path) -> str:
@@ -369,7 +372,16 @@ class Agent:
                 newest_key, newest_priority = item.key, item.priority
         for item in result.items:
             newest_mtime = result.newest_mtime_ns.get(item.key, 0)
-            still_written = wall_ns - newest_mtime < settle_ns
+            if newest_mtime > wall_ns:
+                # An mtime in the future says nothing about when the file was written: wait
+                # until the fingerprint has been stable for the settle time as we observe it.
+                seen = runtime.future_seen.get(item.key)
+                if seen is None or seen[0] != item.fingerprint:
+                    seen = runtime.future_seen[item.key] = (item.fingerprint, now)
+                still_written = now - seen[1] < self.options.settle_time
+            else:
+                runtime.future_seen.pop(item.key, None)
+                still_written = wall_ns - newest_mtime < settle_ns
             is_live_candidate = live_capable and item.key == newest_key
             if still_written and not is_live_candidate:
                 runtime.pending_settle[item.key] = newest_mtime
@@ -379,6 +391,8 @@ class Agent:
             specs.append(self._spec(runtime, item))
         runtime.newest_key, runtime.newest_priority = newest_key, newest_priority
         present = {item.key for item in result.items}
+        for key in [k for k in runtime.future_seen if k not in present]:
+            del runtime.future_seen[key]
         present.update(self._adopt_moves(runtime, backend, specs, present))
         if not result.errors:  # a folder we could not list must not look like deleted datasets
             for key in self.store.retire_vanished(runtime.record.id, present):
