@@ -157,6 +157,32 @@ def bench(session: nox.Session) -> None:
         session.run("python", script, *quick)
 
 
+def _fidelity_python() -> str:
+    """A Python 3.12 for qcodes: $ETIKET_FIDELITY_PYTHON, else pyenv's 3.12, else "3.12"."""
+    if os.environ.get("ETIKET_FIDELITY_PYTHON"):
+        return os.environ["ETIKET_FIDELITY_PYTHON"]
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
+    return found[-1] if found else "3.12"
+
+
+@nox.session(python=_fidelity_python())
+def fidelity(session: nox.Session) -> None:
+    """QCoDeS fidelity: real qcodes writes databases, our export must equal its xarray export.
+
+    Installs qcodes (0.62 on Python 3.12), regenerates the qcodes fixtures in a temporary folder
+    (packages/etiket-sync-agent-qcodes/tools/make_fixtures.py), compares our measured_data.hdf5 of
+    every run with ``load_by_guid(guid).to_xarray_dataset()`` value for value, then runs
+    tools/bench/bench_qcodes.py (``nox -s fidelity -- quick`` for 10^5 instead of 10^6 points).
+    """
+    qcodes_pkg = "packages/etiket-sync-agent-qcodes"
+    _install_workspace(session, CORE, qcodes_pkg)
+    session.install("qcodes>=0.50", "xarray>=2023.1", "h5netcdf>=1.2")
+    out = Path(tempfile.mkdtemp(prefix="etiket-qcodes-fidelity-"))
+    session.run("python", f"{qcodes_pkg}/tools/make_fixtures.py", str(out), "--compare")
+    quick = ["--quick"] if "quick" in session.posargs else []
+    session.run("python", "tools/bench/bench_qcodes.py", *quick)
+
+
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The one-command demo: local server, sample sources, sync until done, summary."""
