@@ -1,6 +1,7 @@
 """Developer sessions. Plain ``nox`` runs the tests of every member, integration, lint and typecheck.
 
-Named-only sessions: ``bench``, ``demo``, ``docs``, ``wheels``, ``fidelity``, ``scaffolds``, ``faults``.
+Named-only sessions: ``bench``, ``demo``, ``docs``, ``wheels``, ``fidelity``, ``scaffolds``, ``faults``,
+``scale``.
 Every session uses uv-made virtualenvs; members are installed from their folders so each member's
 tests run with only that member, its dependencies and the test tools.
 """
@@ -216,6 +217,26 @@ def faults(session: nox.Session) -> None:
         *session.posargs,
         env={"ETIKET_KILL_ROUNDS": os.environ.get("ETIKET_KILL_ROUNDS", "100")},
     )
+
+
+@nox.session(python=PYTHON)
+def scale(session: nox.Session) -> None:
+    """Every backend's full-size end-to-end tests (marked slow), over HTTP to the local server.
+
+    1,000 QCoDeS runs, 200 core-tools measurements, 500 Quantify folders, 200 Labber files,
+    1,000 folderbase folders plus 100 native datasets.
+    """
+    _install_workspace(
+        session,
+        CORE,
+        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
+        LOCAL_SERVER,
+        extras="postgresql,testing",
+    )
+    session.install(*TEST_TOOLS, "xarray>=2023.1")
+    folders = [str(p / "tests") for p in _members().values() if (p / "tests").is_dir()]
+    folders.append("tests/test_scale_folderbase_native.py")
+    session.run("pytest", "-n", "2", "-q", "-m", "slow", *folders, *session.posargs)
 
 
 @nox.session(python=PYTHON)
