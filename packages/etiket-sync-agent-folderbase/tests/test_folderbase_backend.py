@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -62,13 +63,28 @@ def test_info_file_fields_and_legacy_keys(tmp_path: Path) -> None:
         ("attributes: [1, 2]\n", "attributes"),
         ("thumbnails: [" + ", ".join(f"t{i}.png" for i in range(11)) + "]\n", "thumbnails"),
         ("tags: {a: 1}\n", "tags"),
+        ("converters: [{module: m}]\n", "converters[0]"),
+        ("converters: [csv-to-netcdf, 3]\n", "converters[1]"),
     ],
 )
 def test_bad_info_files_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     path = tmp_path / "info.yaml"
     path.write_text(text)
-    with pytest.raises(SyncError, match=f"key '{key}'"):
+    with pytest.raises(SyncError, match=re.escape(f"key '{key}'")):
         read_info_file(path)
+
+
+def test_converters_by_name_module_class_string_and_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "info.yaml"
+    path.write_text(
+        "converters:\n  - csv-to-netcdf\n  - my_lab.convert:Spectra\n"
+        "  - {module: my_lab.other, class: Traces}\n"
+    )
+    assert read_info_file(path).converters == [
+        "csv-to-netcdf",
+        "my_lab.convert:Spectra",
+        "my_lab.other:Traces",
+    ]
 
 
 def test_invalid_yaml_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 Keys (all optional): ``version``, ``dataset_name``, ``collected`` (``%Y-%m-%dT%H:%M:%S``; legacy
 key ``created``), ``description``, ``attributes`` (flat str/int/float values), ``tags`` (legacy
-``keywords``), ``skip`` (globs on the relative POSIX path), ``converters`` (entry-point names or
-``module:Class``), ``thumbnails`` (paths or globs, at most 10). Unknown keys and wrong types are
+``keywords``), ``skip`` (globs on the relative POSIX path), ``converters`` (entry-point names,
+``module:Class``, or ``{module: ..., class: ...}``), ``thumbnails`` (paths or globs, at most 10). Unknown keys and wrong types are
 errors that name the key, so a typo never silently changes what is uploaded.
 """
 
@@ -65,6 +65,30 @@ def _string_list(path: Path, key: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
         raise _bad(path, key, "must be a list of strings")
     return [str(v) for v in value]
+
+
+def _converters(path: Path, value: Any) -> list[str]:
+    """Entry-point names, ``module:Class`` strings, or ``{module: ..., class: ...}`` mappings."""
+    if value is None:
+        return []
+    entries = value if isinstance(value, list) else [value]
+    names: list[str] = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, str) and entry.strip():
+            names.append(entry.strip())
+        elif isinstance(entry, dict) and set(entry) == {"module", "class"}:
+            module, cls = entry["module"], entry["class"]
+            if not (isinstance(module, str) and isinstance(cls, str) and module and cls):
+                raise _bad(path, f"converters[{index}]", "module and class must be strings")
+            names.append(f"{module.strip()}:{cls.strip()}")
+        else:
+            raise _bad(
+                path,
+                f"converters[{index}]",
+                "must be a converter name or a mapping with the keys module and class, "
+                f"got {entry!r}",
+            )
+    return names
 
 
 def _collected(path: Path, key: str, value: Any) -> dt.datetime:
@@ -129,7 +153,7 @@ def read_info_file(path: Path) -> DatasetInfoFile:
         info.attributes[str(attr_key)] = str(value)
     info.tags = _string_list(path, "tags", raw.get("tags", raw.get("keywords")))
     info.skip = _string_list(path, "skip", raw.get("skip"))
-    info.converters = _string_list(path, "converters", raw.get("converters"))
+    info.converters = _converters(path, raw.get("converters"))
     info.thumbnails = _string_list(path, "thumbnails", raw.get("thumbnails"))
     if len(info.thumbnails) > MAX_THUMBNAILS:
         raise _bad(
