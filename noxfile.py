@@ -24,7 +24,11 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 PYTHON = os.environ.get("ETIKET_NOX_PYTHON", "3.11")
-TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3"]
+# Test-only tools of every member; xarray is the independent reader the fidelity tests compare our
+# netCDF files with (no member needs it at run time).
+TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3.5", "pytest-timeout>=2.3", "xarray>=2023.1"]
+# The core's CLI tests drive the CLI with a real backend: folderbase, the one without extras.
+CORE_TEST_BACKEND = "packages/etiket-sync-agent-folderbase"
 CORE = "packages/etiket-sync-agent"
 LOCAL_SERVER = "tools/etiket-local-server"
 
@@ -54,7 +58,8 @@ def _install_workspace(session: nox.Session, *folders: str | Path, extras: str =
 def tests(session: nox.Session, member: str) -> None:
     """One member's own tests, in an environment with only that member and its dependencies."""
     folder = _members()[member]
-    needed = [CORE] if folder.as_posix().endswith(CORE) else [CORE, folder.relative_to(ROOT)]
+    is_core = folder.as_posix().endswith(CORE)
+    needed = [CORE, CORE_TEST_BACKEND] if is_core else [CORE, folder.relative_to(ROOT)]
     _install_workspace(session, *needed, LOCAL_SERVER, extras="postgresql,testing")
     session.install(*TEST_TOOLS)
     session.run("pytest", "-n", "2", "-q", str(folder / "tests"), *session.posargs)

@@ -47,17 +47,13 @@ def data(tmp_path: Path) -> Path:
     return folder
 
 
-def test_backends_lists_every_connector_and_the_converters(cli: CLI) -> None:
+def test_backends_lists_the_installed_connectors(cli: CLI) -> None:
+    # The whole workspace's listing (six connectors, the converters) is checked in tests/.
     rows = cli.json("backends")
     backends = {r["name"]: r for r in rows if r["kind"] == "backend"}
-    assert set(backends) >= {"native", "folderbase", "qcodes", "quantify", "labber", "core-tools"}
     assert backends["folderbase"]["status"] == "available"
     assert backends["folderbase"]["distribution"] == "etiket-sync-agent-folderbase"
-    converters = [r for r in rows if r["kind"] == "converter"]
-    assert {r["distribution"] for r in converters} == {"etiket-sync-agent-converters"}
-    table = cli("backends").stdout
-    assert "folderbase" in table
-    assert "core-tools" in table
+    assert "folderbase" in cli("backends").stdout
 
 
 def test_a_source_survives_a_restart_and_can_be_removed(cli: CLI, data: Path) -> None:
