@@ -79,7 +79,8 @@ _OPTIONAL_COLUMNS = (
     "metadata",
 )
 _REQUIRED_COLUMNS = ("id", "uuid", "exp_name", "set_up", "project", "sample", "start_time")
-_PARAM_COLUMNS = (
+#: Columns of ``measurement_parameters`` the reader needs (also what the fixtures write).
+PARAM_COLUMNS = (
     "param_id",
     "nth_set",
     "nth_dim",
@@ -464,7 +465,7 @@ class Database:
 
     def get_params(self, conn: psycopg.Connection[Any], row: MeasurementRow) -> list[ParamRow]:
         """The parameter rows of a measurement in core-tools' order."""
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in _PARAM_COLUMNS)
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in PARAM_COLUMNS)
         if row.new_format:
             if not self._new_table_exists(conn):
                 raise SyncError(

@@ -42,6 +42,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from etiket_sync_agent_core_tools.db import PARAM_COLUMNS
+
 __all__ = [
     "DEFAULT_DSN",
     "Axis",
@@ -531,23 +533,7 @@ class MeasurementWriter:
                     int(p.data.size),
                     p.oid,
                 ]
-                names = [
-                    "param_id",
-                    "nth_set",
-                    "nth_dim",
-                    "param_id_m_param",
-                    "setpoint",
-                    "setpoint_local",
-                    "name_gobal",
-                    "name",
-                    "label",
-                    "unit",
-                    "depencies",
-                    "shape",
-                    "write_cursor",
-                    "total_size",
-                    "oid",
-                ]
+                names = list(PARAM_COLUMNS)  # the reader's column list: one truth
                 if self.old_format:
                     table: sql.Composable = sql.SQL(self.table or "")
                 else:
