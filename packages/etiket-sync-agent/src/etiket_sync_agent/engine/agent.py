@@ -92,6 +92,8 @@ class _SourceRuntime:
     #: Items whose newest mtime lies in the future (clock skew on a share, a touched file):
     #: key → (fingerprint, monotonic time it was first seen); they settle by observation.
     future_seen: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    #: Keys found by the last complete scan (None before this agent's first one).
+    scanned_keys: set[str] | None = None
 
 
 def _md5_file(path: Path) -> str:
@@ -393,11 +395,16 @@ class Agent:
         present = {item.key for item in result.items}
         for key in [k for k in runtime.future_seen if k not in present]:
             del runtime.future_seen[key]
-        present.update(self._adopt_moves(runtime, backend, specs, present))
-        if not result.errors:  # a folder we could not list must not look like deleted datasets
+        self._adopt_moves(runtime, backend, specs, present)
+        # A folder we could not list must not look like deleted datasets; and only when a key
+        # seen before is missing (or on this agent's first scan) can anything have vanished.
+        vanished = runtime.scanned_keys is None or not runtime.scanned_keys <= present
+        if not result.errors and vanished:
             for key in self.store.retire_vanished(runtime.record.id, present):
                 runtime.known_fingerprints.pop(key, None)
                 _log.info("[%s] %s is no longer at the source", runtime.record.name, key)
+        if not result.errors:
+            runtime.scanned_keys = present
         if not specs:
             return 0
         upserted = self.store.upsert_items(runtime.record.id, specs)
@@ -411,20 +418,17 @@ class Agent:
         backend: SyncSourceFileBase,
         specs: list[ItemSpec],
         present: set[str],
-    ) -> list[str]:
+    ) -> None:
         """Re-key known items whose dataset moved (see ``TrackingStore.adopt_moved_items``)."""
         if not backend.detect_moves or not specs:
-            return []
-        moved_to: list[str] = []
+            return
         for old_key, new_key in self.store.adopt_moved_items(runtime.record.id, specs, present):
             runtime.known_fingerprints.pop(old_key, None)
-            moved_to.append(new_key)
             moved = self.store.get_item_by_key(runtime.record.id, new_key)
             message = f"dataset moved from {old_key} to {new_key}; nothing uploaded again"
             _log.info("[%s] %s", runtime.record.name, message)
             if moved is not None:
                 self.store.add_log(moved.id, "INFO", message)
-        return moved_to
 
     # -- syncing ---------------------------------------------------------------------------------
     async def _sync_due(self, report: IterationReport) -> None:
