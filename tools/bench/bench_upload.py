@@ -11,9 +11,18 @@ so client and server do not share an interpreter.
 (b) Small files: N x 10 KiB files through the client with concurrency (ensure_file_version +
     Uploader.upload each) against sequential one-at-a-time uploads with a plain keep-alive httpx
     client (POST file version, GET presigned link, PUT, POST validate). Target ratio ≥ 8x.
+(c) The same small-file comparison against a server that answers every request after an emulated
+    network round trip (``--wan-rtt-ms``, default 20 ms; 0 skips it): the setting concurrency is
+    for. The sequential baseline is timed on the first ``--wan-baseline-count`` files (its time per
+    file is constant) and the ratio compares files per second.
+
+For (a) and (b) the benchmark also prints the *CPU ceiling*: on loopback, client and server share
+this machine's cores, so no client can beat ``baseline seconds / (CPU seconds the measured run
+needed / cores)``. A ratio close to its ceiling means the client is not what limits it.
 
 Usage: python tools/bench/bench_upload.py [--quick] [--large-mib N] [--small-count N]
-       [--small-kib N] [--concurrency N] [--part-concurrency N] [--keep]
+       [--small-kib N] [--concurrency N] [--part-concurrency N] [--wan-rtt-ms MS]
+       [--wan-count N] [--wan-baseline-count N] [--keep]
 """
 
 from __future__ import annotations
@@ -147,6 +156,18 @@ class CpuMeter:
         server = "n/a" if self.server_s is None else f"{self.server_s:.1f}"
         return f"{self.client_s:.1f} / {server}"
 
+    def total(self) -> float | None:
+        """CPU seconds of client and server together (None where the server's are unknown)."""
+        return None if self.server_s is None else self.client_s + self.server_s
+
+
+def ceiling(baseline_s: float, cpu_s: float | None) -> float | None:
+    """The best ratio this machine allows: the baseline's time over the measured run's CPU
+    seconds spread perfectly over every core (client and server share them on loopback)."""
+    if cpu_s is None or cpu_s <= 0:
+        return None
+    return baseline_s / (cpu_s / (os.cpu_count() or 1))
+
 
 def _write_file(path: Path, size: int) -> None:
     block = os.urandom(MiB)
@@ -240,7 +261,7 @@ def bench_large(
     _write_file(path, size)
     files = asyncio.run(_prepare_versions(server, path, 2 * rounds))
     bare_times: list[tuple[float, str]] = []
-    client_times: list[tuple[float, str]] = []
+    client_times: list[tuple[float, str, float | None]] = []
     parts = 0
     for r in range(rounds):  # alternate, so neither side always gets the warmer cache
         with CpuMeter(server) as meter:
@@ -250,10 +271,11 @@ def bench_large(
             seconds, parts = asyncio.run(
                 client_upload(server, path, files[2 * r + 1], part_concurrency)
             )
-        client_times.append((seconds, meter.describe()))
+        client_times.append((seconds, meter.describe(), meter.total()))
     path.unlink()
-    (bare, bare_cpu), (ours, our_cpu) = min(bare_times), min(client_times)
+    (bare, bare_cpu), (ours, our_cpu, our_total) = min(bare_times), min(client_times)
     return {
+        "ceiling": ceiling(bare, our_total),
         "bare_cpu": bare_cpu,
         "client_cpu": our_cpu,
         "size": size,
@@ -327,34 +349,51 @@ async def _small_datasets(server: ServerProcess) -> tuple[str, str]:
 
 
 def bench_small(
-    server: ServerProcess, work: Path, count: int, size: int, concurrency: int
+    server: ServerProcess,
+    work: Path,
+    count: int,
+    size: int,
+    concurrency: int,
+    baseline_count: int | None = None,
 ) -> dict[str, Any]:
-    folder = work / "small"
-    folder.mkdir()
+    """Sequential uploads of the first ``baseline_count`` files (default: all) against concurrent
+    uploads of all ``count``; the ratio compares files per second."""
+    folder = Path(tempfile.mkdtemp(prefix="small-", dir=work))
     paths = []
     for i in range(count):
         path = folder / f"s{i:05d}.bin"
         path.write_bytes(os.urandom(size))
         paths.append(path)
+    baseline_paths = paths[: baseline_count or count]
     seq_ds, conc_ds = asyncio.run(_small_datasets(server))
     with CpuMeter(server) as seq_meter:
-        sequential = sequential_small(server, paths, seq_ds)
+        sequential = sequential_small(server, baseline_paths, seq_ds)
     with CpuMeter(server) as conc_meter:
         concurrent = asyncio.run(concurrent_small(server, paths, conc_ds, concurrency))
     shutil.rmtree(folder)
+    sequential_fps = len(baseline_paths) / sequential
+    client_fps = count / concurrent
+    # the time the sequential baseline needs for all ``count`` files, at its measured rate
+    sequential_all = count / sequential_fps
     return {
+        "ceiling": ceiling(sequential_all, conc_meter.total()),
         "sequential_cpu": seq_meter.describe(),
         "client_cpu": conc_meter.describe(),
         "count": count,
+        "baseline_count": len(baseline_paths),
         "sequential_s": sequential,
         "client_s": concurrent,
-        "sequential_fps": count / sequential,
-        "client_fps": count / concurrent,
-        "ratio": sequential / concurrent,
+        "sequential_fps": sequential_fps,
+        "client_fps": client_fps,
+        "ratio": client_fps / sequential_fps,
     }
 
 
 # -- main -----------------------------------------------------------------------------------------
+def _ceiling_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="256 MiB and 500 small files")
@@ -369,37 +408,76 @@ def main(argv: list[str] | None = None) -> int:
         "--rtt-ms",
         type=float,
         default=0.0,
-        help="emulate a network round trip: the server waits this long per request "
-        "(loopback has none, so concurrency cannot hide any latency)",
+        help="emulate a network round trip for (a) and (b) too: the server waits this long per "
+        "request (loopback has none, so concurrency cannot hide any latency)",
+    )
+    parser.add_argument(
+        "--wan-rtt-ms",
+        type=float,
+        default=20.0,
+        help="emulated round trip of benchmark (c); 0 skips (c)",
+    )
+    parser.add_argument("--wan-count", type=int, default=None, help="files uploaded in (c)")
+    parser.add_argument(
+        "--wan-baseline-count",
+        type=int,
+        default=None,
+        help="files the sequential baseline of (c) uploads (its time per file is constant)",
+    )
+    parser.add_argument(
+        "--wan-concurrency", type=int, default=16, help="small uploads at once in (c)"
     )
     args = parser.parse_args(argv)
     large_mib = args.large_mib or (256 if args.quick else 1024)
     small_count = args.small_count or (500 if args.quick else 10_000)
     rounds = args.rounds or (2 if args.quick else 1)
+    wan_count = args.wan_count or (300 if args.quick else 3_000)
+    wan_baseline = min(wan_count, args.wan_baseline_count or (100 if args.quick else 500))
 
     work = Path(tempfile.mkdtemp(prefix="bench-upload-"))
-    server = ServerProcess(work / "server", args.rtt_ms)
+    wan: dict[str, Any] | None = None
     try:
-        print(
-            f"local server {server.url} (subprocess), work dir {work}, emulated RTT "
-            f"{args.rtt_ms:g} ms",
-            flush=True,
-        )
-        large = bench_large(server, work, large_mib * MiB, args.part_concurrency, rounds)
-        small = bench_small(server, work, small_count, args.small_kib * 1024, args.concurrency)
+        server = ServerProcess(work / "server", args.rtt_ms)
+        try:
+            print(
+                f"local server {server.url} (subprocess), work dir {work}, emulated RTT "
+                f"{args.rtt_ms:g} ms, {os.cpu_count()} cores shared by client and server",
+                flush=True,
+            )
+            large = bench_large(server, work, large_mib * MiB, args.part_concurrency, rounds)
+            small = bench_small(server, work, small_count, args.small_kib * 1024, args.concurrency)
+        finally:
+            server.stop()
+        if args.wan_rtt_ms > 0:
+            wan_server = ServerProcess(work / "wan-server", args.wan_rtt_ms)
+            try:
+                print(
+                    f"local server {wan_server.url}, emulated RTT {args.wan_rtt_ms:g} ms",
+                    flush=True,
+                )
+                wan = bench_small(
+                    wan_server,
+                    work,
+                    wan_count,
+                    args.small_kib * 1024,
+                    args.wan_concurrency,
+                    baseline_count=wan_baseline,
+                )
+            finally:
+                wan_server.stop()
     finally:
-        server.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
     rows = [
-        ("(a) large file", f"{large_mib} MiB", "", "", "", ""),
+        ("(a) large file", f"{large_mib} MiB", "", "", "", "", ""),
         (
             "    bare httpx PUT (baseline)",
             "1 stream",
             f"{large['bare_s']:.2f} s",
             f"{large['bare_mbps']:.0f} MB/s",
             large["bare_cpu"],
+            "",
             "",
         ),
         (
@@ -409,14 +487,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{large['client_mbps']:.0f} MB/s",
             large["client_cpu"],
             f"{large['ratio']:.2f}  (target >= 0.9)",
+            _ceiling_text(large["ceiling"]),
         ),
-        ("(b) small files", f"{small_count} x {args.small_kib} KiB", "", "", "", ""),
+        ("(b) small files", f"{small_count} x {args.small_kib} KiB", "", "", "", "", ""),
         (
             "    sequential (baseline)",
             "1 at a time",
             f"{small['sequential_s']:.2f} s",
             f"{small['sequential_fps']:.0f} files/s",
             small["sequential_cpu"],
+            "",
             "",
         ),
         (
@@ -426,10 +506,41 @@ def main(argv: list[str] | None = None) -> int:
             f"{small['client_fps']:.0f} files/s",
             small["client_cpu"],
             f"{small['ratio']:.2f}x (target >= 8x)",
+            _ceiling_text(small["ceiling"]),
         ),
     ]
-    header = ("benchmark", "shape", "time", "throughput", "CPU s client/server", "ratio")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(6)]
+    if wan is not None:
+        rows += [
+            (
+                f"(c) small files, {args.wan_rtt_ms:g} ms RTT",
+                f"{wan_count} x {args.small_kib} KiB",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ),
+            (
+                "    sequential (baseline)",
+                f"1 at a time, {wan['baseline_count']} files",
+                f"{wan['sequential_s']:.2f} s",
+                f"{wan['sequential_fps']:.1f} files/s",
+                wan["sequential_cpu"],
+                "",
+                "",
+            ),
+            (
+                "    EtiketClient + Uploader",
+                f"{args.wan_concurrency} at once",
+                f"{wan['client_s']:.2f} s",
+                f"{wan['client_fps']:.0f} files/s",
+                wan["client_cpu"],
+                f"{wan['ratio']:.2f}x (target >= 8x)",
+                _ceiling_text(wan["ceiling"]),
+            ),
+        ]
+    header = ("benchmark", "shape", "time", "throughput", "CPU s client/server", "ratio", "ceiling")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     print(line)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -438,9 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
     print(line)
     print(
-        "CPU s = CPU seconds of this process (client) and of the server process during the run;\n"
-        "client and server share this machine's cores, so a server using about as much CPU as\n"
-        "the wall time is the bottleneck whatever the client does."
+        "CPU s = CPU seconds of this process (client) and of the server process during the run.\n"
+        "ceiling = the best ratio this machine allows: the baseline's time over the measured\n"
+        "run's client + server CPU seconds spread over every core (they share the cores here).\n"
+        "A ratio near its ceiling is limited by the machine's CPU, not by the client."
     )
     return 0
 
