@@ -86,11 +86,15 @@ def _compare(reference: Path, ours: Path) -> list[str]:
 REFERENCED = sorted(case for case, info in CASES.items() if "reference" in info)
 
 
+@pytest.mark.parametrize("parallel", [None, True], ids=["default", "parallel"])
 @pytest.mark.parametrize("case", REFERENCED)
-def test_export_equals_qcodes_reference(case: str, data_dir: Path, tmp_path: Path) -> None:
+def test_export_equals_qcodes_reference(
+    case: str, parallel: bool | None, data_dir: Path, tmp_path: Path
+) -> None:
+    """Also read as large completed runs are: in id ranges, with the helper process."""
     info = CASES[case]
     out = tmp_path / f"{case}.hdf5"
-    with QCoDeSDatabase(data_dir / info["db"]) as database:
+    with QCoDeSDatabase(data_dir / info["db"], parallel=parallel, range_ids=2) as database:
         run = database.run_by_guid(info["guid"])
         assert run is not None
         export_run(database, run, out)

@@ -301,7 +301,8 @@ def generate(out: Path) -> dict[str, Any]:
 
 
 def compare(out: Path) -> int:
-    """Export every run with our writer and compare it with qcodes' own export, live."""
+    """Export every run with our writer (both read paths) and compare it with qcodes' own
+    export, live."""
     import xarray as xr
     from etiket_sync_agent_qcodes.export import export_run
     from etiket_sync_agent_qcodes.reader import QCoDeSDatabase
@@ -315,13 +316,17 @@ def compare(out: Path) -> int:
         db_path = out / info["db"]
         initialise_or_create_database_at(str(db_path))
         expected = _reset_multi_index(load_by_guid(info["guid"]).to_xarray_dataset())
-        ours_path = out / f"ours_{case}.hdf5"
-        with QCoDeSDatabase(db_path) as database:
-            run = database.run_by_guid(info["guid"])
-            assert run is not None, case
-            export_run(database, run, ours_path)
-        with xr.open_dataset(ours_path, engine="h5netcdf") as ours:
-            problems = compare_datasets(expected, ours)
+        problems: list[str] = []
+        # As the agent reads it (small runs: one query per dependent), and read in ranges of
+        # two row ids with the helper process, as large completed runs are read.
+        for how, options in (("", {}), ("parallel ", {"parallel": True, "range_ids": 2})):
+            ours_path = out / f"ours_{how.strip() or 'default'}_{case}.hdf5"
+            with QCoDeSDatabase(db_path, **options) as database:
+                run = database.run_by_guid(info["guid"])
+                assert run is not None, case
+                export_run(database, run, ours_path)
+            with xr.open_dataset(ours_path, engine="h5netcdf") as ours:
+                problems += [how + p for p in compare_datasets(expected, ours)]
         status = "ok" if not problems else "MISMATCH"
         print(f"{case:24s} {status}")
         for problem in problems:

@@ -16,6 +16,10 @@ xarray):
 - dependents are merged like ``xarray.merge(join="outer")``: equal dimensions are shared,
   differing ones are joined (union of coordinates, NaN where a dependent has no value).
 
+The file is written while the run is read: each dependent's variables as soon as it is laid out
+(a large run's later dependents are still being read meanwhile), unless a later dependent changes
+what was written (different coordinates), in which case the file is written again in one go.
+
 Variable attributes: ``name``, ``paramtype``, ``label``, ``unit``, ``inferred_from``,
 ``depends_on``, ``units`` and ``long_name``. File attributes: ``ds_name``, ``sample_name``,
 ``exp_name``, ``snapshot``, ``guid``, ``run_timestamp``, ``completed_timestamp``,
@@ -26,6 +30,7 @@ column of the run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -236,6 +241,36 @@ def _unique_first_seen(values: Array) -> tuple[Array, Array]:
     return uniq[order], remap[inverse.ravel()]
 
 
+def _raster_axes(
+    deps: Sequence[str], shape: tuple[int, ...], data: dict[str, Array]
+) -> list[Array] | None:
+    """Each setpoint's coordinates when the rows already are the grid in C order, else None.
+
+    That is the usual sweep: setpoint ``k`` changes only with the ``k``-th index, so its values
+    at index 0 of every other axis repeat along them, and they are distinct. The general path of
+    :func:`_direct` then finds exactly these values (in first-seen order) and the identity
+    permutation; checking it costs a few vectorised comparisons instead of sorting every
+    column. Only for float and complex setpoints without NaN (``==`` must mean equal).
+    """
+    axes: list[Array] = []
+    for axis, dep in enumerate(deps):
+        column = data[dep]
+        if column.dtype.kind not in "fc" or column.shape != shape:
+            return None
+        along: list[Any] = [0] * len(shape)
+        along[axis] = slice(None)
+        values = column[tuple(along)]
+        spread: list[Any] = [np.newaxis] * len(shape)
+        spread[axis] = slice(None)
+        if not bool(np.all(column == values[tuple(spread)])):
+            return None
+        ordered = np.sort(values)
+        if bool(np.any(ordered[1:] == ordered[:-1])):
+            return None  # repeated values: no grid of this shape
+        axes.append(values.copy())
+    return axes
+
+
 def _direct(
     top: ParamSpec, deps: Sequence[str], shape: tuple[int, ...], data: dict[str, Array]
 ) -> _Sub | None:
@@ -251,6 +286,13 @@ def _direct(
         return sub
     if len(deps) != len(shape):
         return None
+    axes = _raster_axes(deps, shape, data)
+    if axes is not None:
+        for dep, axis_values in zip(deps, axes, strict=True):
+            sub.dims[dep] = int(axis_values.size)
+            sub.index[dep] = axis_values
+        sub.vars[top.name] = _Var(top.name, tuple(deps), data[top.name].reshape(shape))
+        return sub
     destination = np.zeros(size, dtype=np.intp)
     for axis, dep in enumerate(deps):
         column = data[dep].ravel()
@@ -422,43 +464,46 @@ def _reindex(var: _Var, dim: str, old: Array, new: Array) -> _Var:
     return _Var(var.name, var.dims, out, var.coord)
 
 
-def _merge(subs: Sequence[_Sub], log: Log) -> _Sub:
-    merged = _Sub()
-    for sub in subs:
-        for dim, size in sub.dims.items():
-            if dim not in merged.dims:
-                merged.dims[dim] = size
-                merged.index[dim] = sub.index[dim]
-                continue
-            old, new = merged.index[dim], sub.index[dim]
-            if merged.dims[dim] == size and _same_index(old, new):
-                continue
-            if old is None or new is None:
-                raise RunUnreadable(f"dimension {dim!r} differs between parameters")
-            joined = _union(old, new)
-            merged.vars = {
-                n: _reindex(v, dim, old, joined) if dim in v.dims else v
-                for n, v in merged.vars.items()
-            }
-            sub.vars = {
-                n: _reindex(v, dim, new, joined) if dim in v.dims else v
-                for n, v in sub.vars.items()
-            }
-            merged.dims[dim] = joined.size
-            merged.index[dim] = joined
-        for name, var in sub.vars.items():
-            known = merged.vars.get(name)
-            if known is None:
-                merged.vars[name] = var
-            elif known.dims != var.dims or not _same_index(known.data, var.data):
-                log(
-                    f"parameter {name!r} has different values for different dependents; "
-                    "kept the first",
-                    logging.WARNING,
-                )
-            elif var.coord:
-                known.coord = True
-    return merged
+def _merge_into(merged: _Sub, sub: _Sub, log: Log) -> set[str]:
+    """Merge one dependent's dataset into ``merged`` (``xarray.merge(join="outer")``-like).
+
+    Returns the dimensions and variables already in ``merged`` that this changed (a dimension
+    joined with different coordinates, and every variable reindexed along it).
+    """
+    changed: set[str] = set()
+    for dim, size in sub.dims.items():
+        if dim not in merged.dims:
+            merged.dims[dim] = size
+            merged.index[dim] = sub.index[dim]
+            continue
+        old, new = merged.index[dim], sub.index[dim]
+        if merged.dims[dim] == size and _same_index(old, new):
+            continue
+        if old is None or new is None:
+            raise RunUnreadable(f"dimension {dim!r} differs between parameters")
+        joined = _union(old, new)
+        changed.add(dim)
+        changed.update(n for n, v in merged.vars.items() if dim in v.dims)
+        merged.vars = {
+            n: _reindex(v, dim, old, joined) if dim in v.dims else v for n, v in merged.vars.items()
+        }
+        sub.vars = {
+            n: _reindex(v, dim, new, joined) if dim in v.dims else v for n, v in sub.vars.items()
+        }
+        merged.dims[dim] = joined.size
+        merged.index[dim] = joined
+    for name, var in sub.vars.items():
+        known = merged.vars.get(name)
+        if known is None:
+            merged.vars[name] = var
+        elif known.dims != var.dims or not _same_index(known.data, var.data):
+            log(
+                f"parameter {name!r} has different values for different dependents; kept the first",
+                logging.WARNING,
+            )
+        elif var.coord:
+            known.coord = True
+    return changed
 
 
 # -- writing -----------------------------------------------------------------------------------------
@@ -506,47 +551,130 @@ def export_run(
         members = [top, *(specs[d] for d in top.depends_on if d in specs), *inferred]
         trees.append((top, [m for m in members if m.name in table_columns], inferred))
 
-    subs: list[_Sub] = []
-    for top, members, inferred in trees:
-        raw = database.read_tree(run, [m.name for m in members], [m.paramtype for m in members])
-        summary.rows += int(raw[top.name].shape[0])
-        data = _tree_data(members, raw)
-        del raw
-        if data[top.name].size == 0:
-            continue
-        sub = _layout(top, description, data)
-        _add_inferred(sub, top, inferred, data)
-        del data
-        subs.append(sub)
-    merged = _merge(subs, log)
-    coord_names = {n for n, v in merged.vars.items() if v.coord}
-    with h5netcdf.File(path, "w") as f:
-        for key, value in run_attrs(run).items():
-            f.attrs[key] = value
-        f.dimensions = dict(merged.dims)
+    queries = [
+        ([m.name for m in members], [m.paramtype for m in members]) for _, members, _ in trees
+    ]
+    try:
+        _read_and_write(database, run, path, description, trees, queries, summary, log)
+    except BaseException:
+        path.unlink(missing_ok=True)  # no half-written file
+        raise
+    return summary
+
+
+class _Writer:
+    """Writes the merged dataset into an open netCDF file, dimension by dimension and variable
+    by variable, so a large run's first dependents are written while the next ones are read."""
+
+    def __init__(self, f: h5netcdf.File, specs: dict[str, ParamSpec]) -> None:
+        self.f = f
+        self.specs = specs
+        self.dims: set[str] = set()
+        self.vars: set[str] = set()
+
+    def can_extend(self, merged: _Sub, changed: set[str]) -> bool:
+        """Whether writing ``merged``'s new parts keeps the file equal to a one-shot write:
+        nothing written has changed and no name is both a dimension and a variable."""
+        if changed & (self.dims | self.vars):
+            return False
+        new_dims = set(merged.dims) - self.dims
+        new_vars = set(merged.vars) - self.vars
+        return not (new_vars & set(merged.dims)) and not (new_dims & self.vars)
+
+    def write(self, merged: _Sub) -> None:
+        """Write the dimensions (with their coordinates) and variables not written yet."""
+        for dim, size in merged.dims.items():
+            if dim not in self.dims:
+                self.f.dimensions[dim] = size
+                self.dims.add(dim)
         for dim, index in merged.index.items():
-            if index is None:
+            if index is None or dim in self.vars:
                 continue
             dtype, stored = _h5_data(index)
-            var = f.create_variable(dim, (dim,), dtype, data=stored)
-            if dim in specs:
-                for key, value in _param_attrs(specs[dim]).items():
+            var = self.f.create_variable(dim, (dim,), dtype, data=stored)
+            if dim in self.specs:
+                for key, value in _param_attrs(self.specs[dim]).items():
                     var.attrs[key] = value
-            summary.coordinates.append(dim)
+            self.vars.add(dim)
         for name, item in merged.vars.items():
+            if name in self.vars:
+                continue
             dtype, stored = _h5_data(item.data)
             fill = {"fillvalue": np.nan} if stored.dtype.kind == "f" else {}
-            var = f.create_variable(name, item.dims, dtype, data=stored, **fill)
-            if name in specs:
-                for key, value in _param_attrs(specs[name]).items():
+            var = self.f.create_variable(name, item.dims, dtype, data=stored, **fill)
+            if name in self.specs:
+                for key, value in _param_attrs(self.specs[name]).items():
                     var.attrs[key] = value
+            self.vars.add(name)
+
+    def finish(self, merged: _Sub, summary: ExportSummary) -> None:
+        """The ``coordinates`` attributes (known once every variable is merged); the summary."""
+        coord_names = {n for n, v in merged.vars.items() if v.coord}
+        for dim, index in merged.index.items():
+            if index is not None:
+                summary.coordinates.append(dim)
+        for name, item in merged.vars.items():
             if not item.coord and coord_names:
                 shared = [c for c in coord_names if set(merged.vars[c].dims) <= set(item.dims)]
                 if shared:
-                    var.attrs["coordinates"] = " ".join(sorted(shared))
+                    self.f.variables[name].attrs["coordinates"] = " ".join(sorted(shared))
             if item.coord:
                 summary.coordinates.append(name)
             else:
                 summary.variables[name] = item.dims
-                summary.points += int(stored.size)
-    return summary
+                summary.points += int(item.data.size)
+
+
+def _read_and_write(
+    database: QCoDeSDatabase,
+    run: RunRow,
+    path: Path,
+    description: RunDescription,
+    trees: Sequence[tuple[ParamSpec, list[ParamSpec], list[ParamSpec]]],
+    queries: Sequence[tuple[list[str], list[str]]],
+    summary: ExportSummary,
+    log: Log,
+) -> None:
+    """Read each dependent, lay it out, merge it and write what is new; write the file in one go
+    at the end instead if a later dependent changed what was written (different coordinates)."""
+    specs = description.by_name()
+    merged = _Sub()
+    with contextlib.ExitStack() as stack:
+        # Closed on any error too: a parallel read ends its helper process then.
+        tree_values = stack.enter_context(contextlib.closing(database.read_trees(run, queries)))
+        writer: _Writer | None = None
+        extend = True
+        for (top, members, inferred), raw in zip(trees, tree_values, strict=True):
+            summary.rows += int(raw[top.name].shape[0])
+            data = _tree_data(members, raw)
+            del raw
+            if data[top.name].size == 0:
+                continue
+            sub = _layout(top, description, data)
+            _add_inferred(sub, top, inferred, data)
+            del data
+            changed = _merge_into(merged, sub, log)
+            if not extend:
+                continue
+            if writer is None:
+                # Opened once the first dependent is read (a helper is reading meanwhile).
+                writer = _Writer(_create(stack, path, run), specs)
+            if writer.can_extend(merged, changed):
+                writer.write(merged)
+            else:
+                extend = False
+        if extend and writer is not None:
+            writer.finish(merged, summary)
+            return
+    with contextlib.ExitStack() as stack:
+        writer = _Writer(_create(stack, path, run), specs)
+        writer.write(merged)
+        writer.finish(merged, summary)
+
+
+def _create(stack: contextlib.ExitStack, path: Path, run: RunRow) -> h5netcdf.File:
+    """``path`` as a new netCDF file with the run's attributes (closed by ``stack``)."""
+    f = stack.enter_context(h5netcdf.File(path, "w"))
+    for key, value in run_attrs(run).items():
+        f.attrs[key] = value
+    return f
