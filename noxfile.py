@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -147,7 +148,11 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: each prints its numbers and ratios against a baseline measured in the same run."""
+    """Benchmarks: each prints its numbers and ratios against a baseline measured in the same run.
+
+    tools/bench/bench_qcodes.py needs the real qcodes, which needs Python 3.12: it runs in a side
+    venv made with that interpreter (see ``_fidelity_python``), or is skipped, saying why.
+    """
     _install_workspace(
         session,
         CORE,
@@ -159,8 +164,47 @@ def bench(session: nox.Session) -> None:
     quick = ["--quick"] if "quick" in session.posargs else []
     for script in sorted(glob.glob("tools/bench/bench_*.py")):
         if Path(script).name == "bench_qcodes.py":
-            continue  # needs the real qcodes: run by the fidelity session's interpreter
+            continue  # needs the real qcodes: run below with Python 3.12
         session.run("python", script, *quick)
+    _bench_qcodes(session, quick)
+
+
+def _bench_qcodes(session: nox.Session, args: list[str]) -> None:
+    """tools/bench/bench_qcodes.py in a side venv (Python 3.12, qcodes, our core and backend)."""
+    python = _fidelity_python()
+    found = subprocess.run(
+        ["uv", "python", "find", "--no-python-downloads", python],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        session.log(
+            f"skipping tools/bench/bench_qcodes.py: no Python 3.12 found for qcodes ({python!r}; "
+            "set ETIKET_FIDELITY_PYTHON to one)"
+        )
+        return
+    venv = Path(session.virtualenv.location).parent / "bench-qcodes"
+    py = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if not py.exists():
+        session.run(
+            "uv", "venv", "--quiet", "--python", found.stdout.strip(), str(venv), external=True
+        )
+    session.run(
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(py),
+        "-e",
+        CORE,
+        "-e",
+        "packages/etiket-sync-agent-qcodes",
+        *QCODES_TOOLS,
+        external=True,
+    )
+    session.run(str(py), "tools/bench/bench_qcodes.py", *args, external=True)
 
 
 def _fidelity_python() -> str:
@@ -171,22 +215,24 @@ def _fidelity_python() -> str:
     return found[-1] if found else "3.12"
 
 
+#: The real qcodes and what its xarray export needs (fidelity session, QCoDeS benchmark).
+QCODES_TOOLS = ["qcodes>=0.50", "xarray>=2023.1", "h5netcdf>=1.2"]
+
+
 @nox.session(python=_fidelity_python())
 def fidelity(session: nox.Session) -> None:
     """QCoDeS fidelity: real qcodes writes databases, our export must equal its xarray export.
 
     Installs qcodes (0.62 on Python 3.12), regenerates the qcodes fixtures in a temporary folder
-    (packages/etiket-sync-agent-qcodes/tools/make_fixtures.py), compares our measured_data.hdf5 of
-    every run with ``load_by_guid(guid).to_xarray_dataset()`` value for value, then runs
-    tools/bench/bench_qcodes.py (``nox -s fidelity -- quick`` for 10^5 instead of 10^6 points).
+    (packages/etiket-sync-agent-qcodes/tools/make_fixtures.py) and compares our
+    measured_data.hdf5 of every run with ``load_by_guid(guid).to_xarray_dataset()`` value for
+    value. The QCoDeS benchmark (tools/bench/bench_qcodes.py) is run by ``nox -s bench``.
     """
     qcodes_pkg = "packages/etiket-sync-agent-qcodes"
     _install_workspace(session, CORE, qcodes_pkg)
-    session.install("qcodes>=0.50", "xarray>=2023.1", "h5netcdf>=1.2")
+    session.install(*QCODES_TOOLS)
     out = Path(tempfile.mkdtemp(prefix="etiket-qcodes-fidelity-"))
     session.run("python", f"{qcodes_pkg}/tools/make_fixtures.py", str(out), "--compare")
-    quick = ["--quick"] if "quick" in session.posargs else []
-    session.run("python", "tools/bench/bench_qcodes.py", *quick)
 
 
 @nox.session(python=PYTHON)
