@@ -131,19 +131,15 @@ def wheels(session: nox.Session) -> None:
         # The core wheel is passed explicitly so the resolver never takes a same-named package
         # from the index.
         wheels_to_install = [str(wheel)] if wheel == core_wheel else [str(core_wheel), str(wheel)]
-        session.run(
-            "uv",
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(py),
-            *wheels_to_install,
-            external=True,
-        )
+        _pip_install_into(session, py, *wheels_to_install)
         session.run(str(py), "-c", f"import {module}; print('{module}', 'imports')", external=True)
         session.run(str(py), "-m", "etiket_sync_agent", "backends", external=True)
         shutil.rmtree(venv, ignore_errors=True)
+
+
+def _pip_install_into(session: nox.Session, python: Path, *args: str) -> None:
+    """``uv pip install`` into another venv than the session's (given by its interpreter)."""
+    session.run("uv", "pip", "install", "--quiet", "--python", str(python), *args, external=True)
 
 
 @nox.session(python=PYTHON)
@@ -190,19 +186,8 @@ def _bench_qcodes(session: nox.Session, args: list[str]) -> None:
         session.run(
             "uv", "venv", "--quiet", "--python", found.stdout.strip(), str(venv), external=True
         )
-    session.run(
-        "uv",
-        "pip",
-        "install",
-        "--quiet",
-        "--python",
-        str(py),
-        "-e",
-        CORE,
-        "-e",
-        "packages/etiket-sync-agent-qcodes",
-        *QCODES_TOOLS,
-        external=True,
+    _pip_install_into(
+        session, py, "-e", CORE, "-e", "packages/etiket-sync-agent-qcodes", *QCODES_TOOLS
     )
     session.run(str(py), "tools/bench/bench_qcodes.py", *args, external=True)
 
