@@ -532,7 +532,8 @@ def logout() -> None:
 @click.option(
     "--until-idle",
     is_flag=True,
-    help="Exit once nothing is left to sync and nothing is live (1 if any failed).",
+    help="Exit once nothing is left to sync and nothing is live; a failed dataset gets two "
+    "quick retries first (exit 1 if any still failed).",
 )
 @click.option("--concurrency", type=int, default=None, help="Datasets synced at the same time.")
 def run(once: bool, iterations: int, until_idle: bool, concurrency: int | None) -> None:

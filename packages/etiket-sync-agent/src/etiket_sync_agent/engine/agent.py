@@ -149,6 +149,7 @@ class Agent:
         self._scopes = ScopeResolver(self._lookup_scope)
         self._creator: str | None = None
         self._stop = asyncio.Event()
+        self._until_idle = False
         self._item_slots = asyncio.Semaphore(self.options.concurrency)
         self._file_slots = asyncio.Semaphore(max(1, self.options.concurrency * 2))
         self._uploader = Uploader(client, part_concurrency=self.options.part_concurrency)
@@ -180,9 +181,11 @@ class Agent:
     async def run(self, iterations: int = 0, *, until_idle: bool = False) -> int:
         """Run iterations (0 = until stopped). Returns the number of iterations done.
 
-        With ``until_idle`` the loop ends once nothing is left to sync and no item is live.
+        With ``until_idle`` the loop ends once nothing is left to sync and no item is live, after
+        every item that failed in this run has had ``options.idle_retries`` quick retries.
         """
         done = 0
+        self._until_idle = until_idle
         self.store.heartbeat("running")
         try:
             while not self._stop.is_set():
@@ -190,7 +193,7 @@ class Agent:
                 done += 1
                 if iterations and done >= iterations:
                     break
-                if until_idle and self.is_idle():
+                if until_idle and self.is_idle() and not self._quick_retries_pending():
                     break
                 if report.claimed == 0 and not self._stop.is_set():
                     await self._sleep(self.options.idle_sleep)
@@ -209,8 +212,16 @@ class Agent:
             for waiter in waiters:
                 waiter.cancel()
 
+    def _quick_retries_pending(self) -> bool:
+        """Whether a failed item of a source that can sync still has one of the quick retries of
+        an ``until_idle`` run (items of paused sources or sources in error are not waited for)."""
+        active = self._active_source_ids()
+        if self.options.idle_retries <= 0 or not active:
+            return False
+        return self.store.count_failed_with_attempts(self.options.idle_retries, active) > 0
+
     def is_idle(self) -> bool:
-        """Nothing new, syncing or live, and every failed item has used up its quick retries."""
+        """Nothing new, syncing or live (failed items are not waited for)."""
         counts = self.store.count_by_state()
         busy = sum(
             counts.get(state.value, 0)
@@ -431,12 +442,16 @@ class Agent:
                 self.store.add_log(moved.id, "INFO", message)
 
     # -- syncing ---------------------------------------------------------------------------------
-    async def _sync_due(self, report: IterationReport) -> None:
-        active = [
+    def _active_source_ids(self) -> list[int]:
+        """Sources whose items may be claimed now (not in error, not paused)."""
+        return [
             sid
             for sid, r in self._sources.items()
             if r.error is None and r.record.status != "paused"
         ]
+
+    async def _sync_due(self, report: IterationReport) -> None:
+        active = self._active_source_ids()
         if not active:
             return
         batch = max(self.options.concurrency * 2, 1)
@@ -502,12 +517,16 @@ class Agent:
 
     def _record_failure(self, rec: ItemRecord, message: str, tb: str | None) -> None:
         _log.warning("item %s failed: %s", rec.natural_key, message)
+        backoff_base = self.options.backoff_base
+        if self._until_idle and rec.attempts < self.options.idle_retries:
+            # a scripted sync waits for a few quick retries, not for hours of backoff
+            backoff_base = min(backoff_base, self.options.idle_retry_delay)
         self.store.mark_failed(
             rec.id,
             self.options.worker_id,
             message,
             tb,
-            backoff_base=self.options.backoff_base,
+            backoff_base=backoff_base,
             backoff_cap=self.options.backoff_cap,
         )
 

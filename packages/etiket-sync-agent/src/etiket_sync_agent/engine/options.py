@@ -28,6 +28,10 @@ class EngineOptions:
         settle_time: a dataset folder modified more recently than this waits (still being written).
         fingerprint_interval: seconds between checks of database sources for metadata changes.
         backoff_base, backoff_cap: retry delays of failed items (exponential with jitter).
+        idle_retries: with ``until_idle``, a failed item is retried this many times before the
+            run counts it as failed and may end (a server blip must not fail a scripted sync).
+        idle_retry_delay: with ``until_idle``, the backoff base of those retries (seconds; the
+            smaller of this and ``backoff_base`` is used).
         source_retry: seconds before a source in error is tried again.
         idle_sleep: pause between iterations when nothing is due.
         lease_seconds: how long a claimed item is reserved for this worker.
@@ -44,6 +48,8 @@ class EngineOptions:
     fingerprint_interval: float = 60.0
     backoff_base: float = 10.0
     backoff_cap: float = 3600.0
+    idle_retries: int = 2
+    idle_retry_delay: float = 2.0
     source_retry: float = 30.0
     idle_sleep: float = 2.0
     lease_seconds: float = 900.0

@@ -859,6 +859,20 @@ class TrackingStore:
                 query = query.where(Item.source_id == source_id)
             return {state: int(n) for state, n in s.execute(query).all()}
 
+    def count_failed_with_attempts(
+        self, at_most: int, source_ids: Sequence[int] | None = None
+    ) -> int:
+        """Failed items (of ``source_ids``, default all) that failed at most ``at_most`` times."""
+        with self._session() as s:
+            query = (
+                select(func.count())
+                .select_from(Item)
+                .where(Item.state == ItemState.FAILED.value, Item.attempts <= at_most)
+            )
+            if source_ids is not None:
+                query = query.where(Item.source_id.in_(list(source_ids)))
+            return int(s.execute(query).scalar_one())
+
     def list_errors(self, source_id: int | None = None, limit: int = 100) -> list[ItemRecord]:
         """Failed and waiting items with their last error, most recent first."""
         with self._session() as s:
