@@ -68,7 +68,13 @@ def _kill_rounds(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     final = etiket_sync("run", "--until-idle", check=False, timeout=600)
-    assert final.returncode == 0, final.stdout + final.stderr
+    if final.returncode != 0:
+        errors = etiket_sync("errors", check=False)
+        pytest.fail(
+            f"run --until-idle exited {final.returncode}\n--- stdout\n{final.stdout}\n"
+            f"--- stderr (last 4000 chars)\n{final.stderr[-4000:]}\n"
+            f"--- etiket-sync errors\n{errors.stdout}{errors.stderr}"
+        )
 
     with sqlite3.connect(agent_cli.home / "sync.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
