@@ -118,3 +118,75 @@ def test_a_thousand_runs_sync_completely_and_the_database_is_untouched(tmp_path:
     finally:
         harness.close()
     assert _md5(path) == before
+
+
+def _h5_values(data: bytes | Path) -> dict[str, object]:
+    """Every dataset of an HDF5 file (by path) with its values and attributes."""
+    import io
+
+    import h5py
+
+    out: dict[str, object] = {}
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    with h5py.File(source, "r") as handle:
+
+        def visit(name: str, node: object) -> None:
+            if isinstance(node, h5py.Dataset):
+                attrs = {
+                    k: v
+                    for k, v in node.attrs.items()
+                    if k not in ("DIMENSION_LIST", "REFERENCE_LIST")
+                }
+                out[name] = (node[()], sorted(attrs))
+
+        handle.visititems(visit)
+    return out
+
+
+def test_runs_read_with_the_helper_process_sync_the_values_of_the_simple_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside the engine (worker threads, a live server), every completed run is read in id
+    ranges with the helper process, as large runs are; the uploaded files hold the values the
+    one-query path exports."""
+    from etiket_sync_agent_qcodes import reader
+    from etiket_sync_agent_qcodes.export import export_run
+
+    monkeypatch.setattr(reader, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(reader, "RANGE_IDS", 3)
+    monkeypatch.setattr(reader, "_usable_cpus", lambda: 2)
+    started: list[object] = []
+    original = reader._Helper.start.__func__  # type: ignore[attr-defined]
+
+    def counting_start(cls: type, uri: str, busy_timeout: float) -> object:
+        helper = original(cls, uri, busy_timeout)
+        started.append(helper)
+        return helper
+
+    monkeypatch.setattr(reader._Helper, "start", classmethod(counting_start))
+    config = make_demo_source(tmp_path / "demo")
+    harness = AgentHarness(tmp_path / "harness", options=fast_options())
+    harness.register_backend(QCoDeSSync)
+    harness.add_source("demo-qcodes", QCoDeSSync, config)
+    try:
+        harness.run_until_idle(40)
+        items = harness.items("demo-qcodes")
+        assert {_state(i) for i in items} == {"synced"}, [i.last_error for i in items]
+        assert any(helper is not None for helper in started), "no run was read with the helper"
+        with reader.QCoDeSDatabase(Path(config["database_path"]), parallel=False) as database:
+            for item in items:
+                record = harness.dataset(item.dataset_uuid)
+                (stored,) = [f for f in record.files if f.name == "measured_data.hdf5"]
+                body = harness._downloads().get(stored.S3_link).content
+                run = database.run_by_guid(item.natural_key)
+                assert run is not None
+                expected_path = tmp_path / f"{item.natural_key}.hdf5"
+                export_run(database, run, expected_path)
+                got, expected = _h5_values(body), _h5_values(expected_path)
+                assert sorted(got) == sorted(expected), item.natural_key
+                for name, (values, attrs) in expected.items():  # type: ignore[misc]
+                    got_values, got_attrs = got[name]  # type: ignore[misc]
+                    np.testing.assert_array_equal(got_values, values, err_msg=name)
+                    assert got_attrs == attrs, name
+    finally:
+        harness.close()
