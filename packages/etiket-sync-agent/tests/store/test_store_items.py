@@ -192,3 +192,17 @@ def test_many_items(store: TrackingStore) -> None:
     assert result.inserted == 20_000
     assert store.count_by_state(source) == {"new": 20_000}
     assert len(store.claim_items("w", 100, 60, [source])) == 100
+
+
+def test_release_all_leases_makes_a_killed_agents_items_due_at_once(store: TrackingStore) -> None:
+    source = _source(store)
+    store.upsert_items(source, [_spec("a"), _spec("b"), _spec("c")])
+    ghost = store.claim_items("host:1:dead", 2, 900, [source])
+    assert len(ghost) == 2
+    # Without the release only the unleased item is due; the others wait out the 900 s lease.
+    assert [r.natural_key for r in store.claim_items("peek", 5, 1, [source])] == ["c"]
+    store.release_lease(store.get_item_by_key(source, "c").id, "peek")  # type: ignore[union-attr]
+    assert store.release_all_leases() == 2
+    assert store.count_by_state(source) == {"new": 3}
+    again = store.claim_items("me", 5, 900, [source])
+    assert sorted(r.natural_key for r in again) == ["a", "b", "c"]

@@ -101,6 +101,12 @@ def run_agent(
     if lock is not None:
         lock.acquire()
     try:
+        if lock is not None:
+            # We are the only agent on this store: whatever is still "syncing" was in flight in
+            # an agent that was killed (kill -9, power cut) and must not wait for its lease.
+            released = store.release_all_leases()
+            if released:
+                _log.warning("%d item(s) left in flight by a stopped agent are due again", released)
         client = make_client()
 
         async def main() -> RunResult:

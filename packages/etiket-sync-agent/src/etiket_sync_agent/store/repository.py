@@ -811,6 +811,21 @@ class TrackingStore:
             row.next_attempt_at = None
             row.lease_owner = row.lease_until = None
 
+    def release_all_leases(self) -> int:
+        """Give back every item left ``syncing`` by an agent that is gone; returns how many.
+
+        Only for a caller that knows no other agent uses the store (the single-instance lock of
+        a SQLite store): items a killed agent had in flight are claimable at once instead of
+        after their lease expires. Shared (PostgreSQL) stores rely on lease expiry.
+        """
+        with self._session() as s:
+            rows = s.scalars(select(Item).where(Item.state == ItemState.SYNCING.value)).all()
+            for row in rows:
+                row.state = ItemState.LIVE.value if row.live_since else ItemState.NEW.value
+                row.next_attempt_at = None
+                row.lease_owner = row.lease_until = None
+            return len(rows)
+
     def set_backend_state(self, item_id: int, state: Mapping[str, Any]) -> None:
         with self._session() as s:
             s.execute(update(Item).where(Item.id == item_id).values(backend_state=dict(state)))
