@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -125,6 +126,21 @@ class AgentCLI:
                 f"{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def log_in_with_folder_source(self, server: Any, root: Path, name: str = "tree") -> None:
+        """``login`` to ``server`` and add a folderbase source on ``root`` in its scope."""
+        self("login", "--url", server.url, "--token", server.token)
+        self(
+            "source",
+            "add",
+            name,
+            "--backend",
+            "folderbase",
+            "--scope",
+            server.scope_uuid,
+            "--set",
+            f"root_directory={root}",
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(

@@ -48,28 +48,16 @@ def _kill_rounds(
     source = tmp_path / "source"
     keys = make_tree(source, DATASETS)
     before = tree_digest(source)
-    etiket_sync = agent_cli
-    etiket_sync("login", "--url", server_process.url, "--token", server_process.token)
-    etiket_sync(
-        "source",
-        "add",
-        "tree",
-        "--backend",
-        "folderbase",
-        "--scope",
-        server_process.scope_uuid,
-        "--set",
-        f"root_directory={source}",
-    )
+    agent_cli.log_in_with_folder_source(server_process, source)
     rng = random.Random(1234)
     for _ in range(rounds):
         proc = agent_cli.popen("run")
         time.sleep(rng.uniform(0.3, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    final = etiket_sync("run", "--until-idle", check=False, timeout=600)
+    final = agent_cli("run", "--until-idle", check=False, timeout=600)
     if final.returncode != 0:
-        errors = etiket_sync("errors", check=False)
+        errors = agent_cli("errors", check=False)
         pytest.fail(
             f"run --until-idle exited {final.returncode}\n--- stdout\n{final.stdout}\n"
             f"--- stderr (last 4000 chars)\n{final.stderr[-4000:]}\n"

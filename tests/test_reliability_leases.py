@@ -19,18 +19,7 @@ def test_the_next_agent_takes_over_a_killed_agents_items_at_once(
     old = time.time() - 3600  # settled folders: synced in the first iteration
     for path in source.rglob("*"):
         os.utime(path, (old, old))
-    agent_cli("login", "--url", server_process.url, "--token", server_process.token)
-    agent_cli(
-        "source",
-        "add",
-        "tree",
-        "--backend",
-        "folderbase",
-        "--scope",
-        server_process.scope_uuid,
-        "--set",
-        f"root_directory={source}",
-    )
+    agent_cli.log_in_with_folder_source(server_process, source)
     # What a killed agent leaves behind: discovered items, leased for 15 minutes by a worker
     # that no longer exists.
     store = open_store(f"sqlite:///{agent_cli.home / 'sync.db'}")

@@ -18,18 +18,7 @@ def test_signals_stop_the_agent_within_ten_seconds(
 ) -> None:
     source = tmp_path / "source"
     make_tree(source, 40, payload=200_000)
-    agent_cli("login", "--url", server_process.url, "--token", server_process.token)
-    agent_cli(
-        "source",
-        "add",
-        "tree",
-        "--backend",
-        "folderbase",
-        "--scope",
-        server_process.scope_uuid,
-        "--set",
-        f"root_directory={source}",
-    )
+    agent_cli.log_in_with_folder_source(server_process, source)
     proc = agent_cli.popen("run")
     try:
         store_url = f"sqlite:///{agent_cli.home / 'sync.db'}"
