@@ -54,6 +54,12 @@ def _install_workspace(session: nox.Session, *folders: str | Path, extras: str =
     session.install(*args)
 
 
+def _install_everything(session: nox.Session, *, extras: str) -> None:
+    """The core (with ``extras``), every sibling package and the local server."""
+    siblings = (folder for name, folder in _members().items() if name != "etiket-sync-agent")
+    _install_workspace(session, CORE, *siblings, LOCAL_SERVER, extras=extras)
+
+
 @nox.session(python=PYTHON)
 @nox.parametrize("member", list(_members()))
 def tests(session: nox.Session, member: str) -> None:
@@ -69,14 +75,8 @@ def tests(session: nox.Session, member: str) -> None:
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """Cross-package tests in tests/ with every member installed."""
-    _install_workspace(
-        session,
-        CORE,
-        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
-        LOCAL_SERVER,
-        extras="postgresql,testing",
-    )
-    session.install(*TEST_TOOLS, "xarray>=2023.1")
+    _install_everything(session, extras="postgresql,testing")
+    session.install(*TEST_TOOLS)
     session.run("pytest", "-n", "2", "-q", "tests", *session.posargs)
 
 
@@ -149,13 +149,7 @@ def bench(session: nox.Session) -> None:
     tools/bench/bench_qcodes.py needs the real qcodes, which needs Python 3.12: it runs in a side
     venv made with that interpreter (see ``_fidelity_python``), or is skipped, saying why.
     """
-    _install_workspace(
-        session,
-        CORE,
-        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
-        LOCAL_SERVER,
-        extras="postgresql,testing",
-    )
+    _install_everything(session, extras="postgresql,testing")
     session.install("xarray>=2023.1")
     quick = ["--quick"] if "quick" in session.posargs else []
     for script in sorted(glob.glob("tools/bench/bench_*.py")):
@@ -223,26 +217,14 @@ def fidelity(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The one-command demo: local server, sample sources, sync until done, summary."""
-    _install_workspace(
-        session,
-        CORE,
-        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
-        LOCAL_SERVER,
-        extras="postgresql",
-    )
+    _install_everything(session, extras="postgresql")
     session.run("etiket-sync", "demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def faults(session: nox.Session) -> None:
     """The long fault suites (kill -9 rounds, server faults) marked slow."""
-    _install_workspace(
-        session,
-        CORE,
-        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
-        LOCAL_SERVER,
-        extras="postgresql,testing",
-    )
+    _install_everything(session, extras="postgresql,testing")
     session.install(*TEST_TOOLS)
     session.run(
         "pytest",
@@ -262,14 +244,8 @@ def scale(session: nox.Session) -> None:
     1,000 QCoDeS runs, 200 core-tools measurements, 500 Quantify folders, 200 Labber files,
     1,000 folderbase folders plus 100 native datasets.
     """
-    _install_workspace(
-        session,
-        CORE,
-        *(_members()[m] for m in _members() if m != "etiket-sync-agent"),
-        LOCAL_SERVER,
-        extras="postgresql,testing",
-    )
-    session.install(*TEST_TOOLS, "xarray>=2023.1")
+    _install_everything(session, extras="postgresql,testing")
+    session.install(*TEST_TOOLS)
     folders = [str(p / "tests") for p in _members().values() if (p / "tests").is_dir()]
     folders.append("tests/test_scale_folderbase_native.py")
     session.run("pytest", "-n", "2", "-q", "-m", "slow", *folders, *session.posargs)
