@@ -263,6 +263,13 @@ def _migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _give_back(row: Item) -> None:
+    """An unfinished ``syncing`` item, claimable again at once (``live`` if it was live)."""
+    row.state = ItemState.LIVE.value if row.live_since else ItemState.NEW.value
+    row.next_attempt_at = None
+    row.lease_owner = row.lease_until = None
+
+
 def open_store(
     url: str | None = None, *, now: Callable[[], dt.datetime] | None = None
 ) -> TrackingStore:
@@ -807,9 +814,7 @@ class TrackingStore:
             row = s.get(Item, item_id)
             if row is None or row.state != ItemState.SYNCING.value or row.lease_owner != worker_id:
                 return
-            row.state = ItemState.LIVE.value if row.live_since else ItemState.NEW.value
-            row.next_attempt_at = None
-            row.lease_owner = row.lease_until = None
+            _give_back(row)
 
     def release_all_leases(self) -> int:
         """Give back every item left ``syncing`` by an agent that is gone; returns how many.
@@ -821,9 +826,7 @@ class TrackingStore:
         with self._session() as s:
             rows = s.scalars(select(Item).where(Item.state == ItemState.SYNCING.value)).all()
             for row in rows:
-                row.state = ItemState.LIVE.value if row.live_since else ItemState.NEW.value
-                row.next_attempt_at = None
-                row.lease_owner = row.lease_until = None
+                _give_back(row)
             return len(rows)
 
     def set_backend_state(self, item_id: int, state: Mapping[str, Any]) -> None:
