@@ -25,34 +25,43 @@ import struct
 import sys
 import time
 from array import array
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 OK, NOT_NUMERIC, ERROR = 0, 1, 2
 HEADER = struct.Struct("<qq")
+T = TypeVar("T")
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` is SQLITE_BUSY/LOCKED (a writer is committing): worth a retry."""
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
 
-def read_query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> tuple[int, bytes]:
-    """(status, payload) of one query (retried while the database is busy)."""
-    attempts = 8
+def retry_while_busy(what: Callable[[], T], *, attempts: int = 8, pause: float = 0.05) -> T:
+    """Run ``what``; on SQLITE_BUSY wait and try again (also used by the reader itself)."""
     for attempt in range(attempts):
         try:
-            values = array("d", itertools.chain.from_iterable(conn.execute(sql, params)))
-        except TypeError:
-            return NOT_NUMERIC, b""
+            return what()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == attempts - 1:
-                return ERROR, str(exc).encode("utf-8", errors="replace")
-            time.sleep(0.05 * (2**attempt))
-            continue
-        except sqlite3.Error as exc:
-            return ERROR, str(exc).encode("utf-8", errors="replace")
-        return OK, values.tobytes()
-    return ERROR, b"unreachable"  # pragma: no cover
+            if not is_busy(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(pause * (2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> tuple[int, bytes]:
+    """(status, payload) of one query (retried while the database is busy)."""
+    try:
+        values = retry_while_busy(
+            lambda: array("d", itertools.chain.from_iterable(conn.execute(sql, params)))
+        )
+    except TypeError:
+        return NOT_NUMERIC, b""
+    except sqlite3.Error as exc:
+        return ERROR, str(exc).encode("utf-8", errors="replace")
+    return OK, values.tobytes()
 
 
 def serve(uri: str, busy_timeout: float, requests: BinaryIO, replies: BinaryIO) -> None:

@@ -30,11 +30,12 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 
 from etiket_sync_agent_qcodes._rowhelper import HEADER, NOT_NUMERIC, OK
+from etiket_sync_agent_qcodes._rowhelper import retry_while_busy as _retry
 from etiket_sync_agent_qcodes.rundescriber import (
     RunDescription,
     description_from_layouts,
@@ -84,8 +85,6 @@ _HELPER_SCRIPT = Path(__file__).with_name("_rowhelper.py")
 
 Float64Array = np.ndarray[Any, np.dtype[np.float64]]
 
-T = TypeVar("T")
-
 
 class DatabaseUnavailable(Exception):
     """The database file cannot be opened or read (missing, permission, not SQLite, corrupt)."""
@@ -98,23 +97,6 @@ class RunUnreadable(Exception):
 def quote(name: str) -> str:
     """An SQL identifier in double quotes (embedded quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def _retry(what: Callable[[], T], *, attempts: int = 8, pause: float = 0.05) -> T:
-    """Run ``what``; on SQLITE_BUSY wait and try again (a writer is committing)."""
-    for attempt in range(attempts):
-        try:
-            return what()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(pause * (2**attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _readonly_uri(path: Path) -> str:
@@ -480,19 +462,25 @@ class QCoDeSDatabase:
             return
         if parallel is None:
             parallel = self.parallel
+        bounds: tuple[int, int] | None = None
         if parallel is None:
-            parallel = (
+            if (
                 run.is_completed
                 and _usable_cpus() >= 2
                 and any(_all_numeric(types) for _, types in trees)
-                and _id_span(conn, table) >= PARALLEL_MIN_ROWS
-            )
-        if not parallel:
+            ):
+                bounds = _id_bounds(conn, table)
+            parallel = bounds is not None and bounds[1] - bounds[0] + 1 >= PARALLEL_MIN_ROWS
+        elif parallel:
+            bounds = _id_bounds(conn, table)
+        if not parallel or bounds is None:  # no rowid ranges (or an empty table): one query
             for columns, paramtypes in trees:
                 yield _read_tree(conn, table, columns, paramtypes)
             return
         step = range_ids or self.range_ids or RANGE_IDS
-        yield from _read_ranges(conn, _readonly_uri(path), self.busy_timeout, table, trees, step)
+        yield from _read_ranges(
+            conn, _readonly_uri(path), self.busy_timeout, table, trees, step, bounds
+        )
 
 
 def _decode_array(blob: Any) -> Any:
@@ -676,11 +664,6 @@ def _id_bounds(conn: sqlite3.Connection, table: str) -> tuple[int, int] | None:
     if low is None or high is None or low[0] is None or high[0] is None:
         return None
     return int(low[0]), int(high[0])
-
-
-def _id_span(conn: sqlite3.Connection, table: str) -> int:
-    bounds = _id_bounds(conn, table)
-    return 0 if bounds is None else bounds[1] - bounds[0] + 1
 
 
 class _HelperFailed(Exception):
@@ -929,18 +912,15 @@ def _read_ranges(
     table: str,
     trees: Sequence[tuple[Sequence[str], Sequence[str]]],
     range_ids: int,
+    bounds: tuple[int, int],
 ) -> Generator[dict[str, np.ndarray[Any, Any]], None, None]:
     """The trees, read in id ranges by this thread and a helper process (fed by a second thread).
 
-    The ranges end at the largest id seen when reading starts, so every reader sees the same
-    rows (QCoDeS only appends rows). Whatever the helper does not deliver (non-numeric trees,
-    values that are not plain numbers, a helper that could not start or failed) is read here.
+    ``bounds`` are the (min, max) ids seen when reading starts: the ranges end there, so every
+    reader sees the same rows (QCoDeS only appends rows). Whatever the helper does not deliver
+    (non-numeric trees, values that are not plain numbers, a helper that could not start or
+    failed) is read here.
     """
-    bounds = _id_bounds(conn, table)
-    if bounds is None:
-        for columns, paramtypes in trees:
-            yield _read_tree(conn, table, columns, paramtypes)
-        return
     ranges = _ranges(*bounds, max(1, int(range_ids)))
     sqls = [_select(table, columns, ranged=True) if columns else "" for columns, _ in trees]
     present = [t for t, (columns, _) in enumerate(trees) if columns]
