@@ -306,28 +306,6 @@ class FlakySync(FolderSync):
         super().sync_dataset(item, ctx)
 
 
-def _run_until_idle(harness: Any, **options: Any) -> int:
-    """``Agent.run(until_idle=True)``, as ``etiket-sync run --until-idle`` runs it."""
-    import asyncio
-
-    from etiket_sync_agent.engine.agent import Agent
-
-    async def main() -> int:
-        async with harness.client() as client:
-            agent = Agent(
-                harness.store,
-                client,
-                dataclasses.replace(harness.options, **options),
-                backend_loader=harness._loader,
-            )
-            try:
-                return await agent.run(100, until_idle=True)
-            finally:
-                await agent.close()
-
-    return asyncio.run(main())
-
-
 def test_until_idle_gives_failed_items_quick_retries(harness: Any, tmp_path: Path) -> None:
     root = tmp_path / "src"
     _make_folder(root, "steady", {"x": b"1"})
@@ -338,7 +316,9 @@ def test_until_idle_gives_failed_items_quick_retries(harness: Any, tmp_path: Pat
     harness.add_source("flaky", FlakySync, {"root_directory": str(root)})
     # The normal backoff would be far beyond the test's patience: only the quick retries of an
     # until-idle run can finish it.
-    _run_until_idle(harness, backoff_base=600.0, idle_retries=2, idle_retry_delay=0.05)
+    harness.run_agent(
+        100, until_idle=True, backoff_base=600.0, idle_retries=2, idle_retry_delay=0.05
+    )
     items = {i.natural_key: i for i in harness.items("flaky")}
     assert items["steady"].state.value == "synced"
     assert items["blip"].state.value == "synced", items["blip"].last_error
@@ -354,7 +334,7 @@ def test_until_idle_without_quick_retries_ends_at_the_first_failure(
     harness.register_backend(FlakySync)
     FlakySync.FAILURES = {"blip": 1}
     harness.add_source("flaky", FlakySync, {"root_directory": str(root)})
-    _run_until_idle(harness, backoff_base=600.0, idle_retries=0)
+    harness.run_agent(100, until_idle=True, backoff_base=600.0, idle_retries=0)
     (item,) = harness.items("flaky")
     assert item.state.value == "failed"
     assert item.attempts == 1

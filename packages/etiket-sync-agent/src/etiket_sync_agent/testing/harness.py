@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -102,20 +102,25 @@ class AgentHarness:
         return EtiketClient(self.server.url, self.token)
 
     # -- running ---------------------------------------------------------------------------------
+    def _options(self, overrides: dict[str, Any]) -> EngineOptions:
+        return replace(self.options, **overrides) if overrides else self.options
+
+    @asynccontextmanager
+    async def _agent(self, options: EngineOptions) -> AsyncIterator[Agent]:
+        """An agent on this harness's store, server and backends; closed afterwards."""
+        async with self.client() as client:
+            agent = Agent(self.store, client, options, backend_loader=self._loader)
+            try:
+                yield agent
+            finally:
+                await agent.close()
+
     def run(self, iterations: int = 1, **option_overrides: Any) -> list[IterationReport]:
         """Run ``iterations`` engine iterations in this thread."""
-        options = replace(self.options, **option_overrides) if option_overrides else self.options
 
         async def main() -> list[IterationReport]:
-            async with self.client() as client:
-                agent = Agent(self.store, client, options, backend_loader=self._loader)
-                reports = []
-                try:
-                    for _ in range(iterations):
-                        reports.append(await agent.iteration())
-                finally:
-                    await agent.close()
-                return reports
+            async with self._agent(self._options(option_overrides)) as agent:
+                return [await agent.iteration() for _ in range(iterations)]
 
         reports = asyncio.run(main())
         self.reports.extend(reports)
@@ -123,21 +128,28 @@ class AgentHarness:
 
     def run_until_idle(self, max_iterations: int = 50, **option_overrides: Any) -> int:
         """Iterate until nothing is new, syncing or live; returns the iterations used."""
-        options = replace(self.options, **option_overrides) if option_overrides else self.options
 
         async def main() -> int:
-            async with self.client() as client:
-                agent = Agent(self.store, client, options, backend_loader=self._loader)
-                try:
-                    for used in range(1, max_iterations + 1):
-                        self.reports.append(await agent.iteration())
-                        if agent.is_idle():
-                            return used
-                finally:
-                    await agent.close()
-                raise AssertionError(
-                    f"not idle after {max_iterations} iterations: {self.store.count_by_state()}"
-                )
+            async with self._agent(self._options(option_overrides)) as agent:
+                for used in range(1, max_iterations + 1):
+                    self.reports.append(await agent.iteration())
+                    if agent.is_idle():
+                        return used
+            raise AssertionError(
+                f"not idle after {max_iterations} iterations: {self.store.count_by_state()}"
+            )
+
+        return asyncio.run(main())
+
+    def run_agent(
+        self, iterations: int = 0, *, until_idle: bool = False, **option_overrides: Any
+    ) -> int:
+        """``Agent.run`` as ``etiket-sync run`` runs it (with ``until_idle``, failed items get
+        their quick retries first); returns the iterations done."""
+
+        async def main() -> int:
+            async with self._agent(self._options(option_overrides)) as agent:
+                return await agent.run(iterations, until_idle=until_idle)
 
         return asyncio.run(main())
 
