@@ -67,7 +67,7 @@ def tests(session: nox.Session, member: str) -> None:
     folder = _members()[member]
     is_core = folder.as_posix().endswith(CORE)
     needed = [CORE, CORE_TEST_BACKEND] if is_core else [CORE, folder.relative_to(ROOT)]
-    _install_workspace(session, *needed, LOCAL_SERVER, extras="postgresql,testing")
+    _install_workspace(session, *needed, LOCAL_SERVER, extras="postgresql,testing,netcdf")
     session.install(*TEST_TOOLS)
     session.run("pytest", "-n", "2", "-q", str(folder / "tests"), *session.posargs)
 
@@ -75,7 +75,7 @@ def tests(session: nox.Session, member: str) -> None:
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """Cross-package tests in tests/ with every member installed."""
-    _install_everything(session, extras="postgresql,testing")
+    _install_everything(session, extras="postgresql,testing,netcdf")
     session.install(*TEST_TOOLS)
     session.run("pytest", "-n", "2", "-q", "tests", *session.posargs)
 
@@ -91,7 +91,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the core package."""
-    _install_workspace(session, CORE, LOCAL_SERVER, extras="postgresql,testing")
+    _install_workspace(session, CORE, LOCAL_SERVER, extras="postgresql,testing,netcdf")
     session.install("mypy>=1.11", "types-PyYAML", "pytest>=8")
     session.run("mypy", f"{CORE}/src/etiket_sync_agent")
 
@@ -149,7 +149,7 @@ def bench(session: nox.Session) -> None:
     tools/bench/bench_qcodes.py needs the real qcodes, which needs Python 3.12: it runs in a side
     venv made with that interpreter (see ``_fidelity_python``), or is skipped, saying why.
     """
-    _install_everything(session, extras="postgresql,testing")
+    _install_everything(session, extras="postgresql,testing,netcdf")
     session.install("xarray>=2023.1")
     quick = ["--quick"] if "quick" in session.posargs else []
     for script in sorted(glob.glob("tools/bench/bench_*.py")):
@@ -217,14 +217,14 @@ def fidelity(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The one-command demo: local server, sample sources, sync until done, summary."""
-    _install_everything(session, extras="postgresql")
+    _install_everything(session, extras="postgresql,netcdf")
     session.run("etiket-sync", "demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def faults(session: nox.Session) -> None:
     """The long fault suites (kill -9 rounds, server faults) marked slow."""
-    _install_everything(session, extras="postgresql,testing")
+    _install_everything(session, extras="postgresql,testing,netcdf")
     session.install(*TEST_TOOLS)
     session.run(
         "pytest",
@@ -244,7 +244,7 @@ def scale(session: nox.Session) -> None:
     1,000 QCoDeS runs, 200 core-tools measurements, 500 Quantify folders, 200 Labber files,
     1,000 folderbase folders plus 100 native datasets.
     """
-    _install_everything(session, extras="postgresql,testing")
+    _install_everything(session, extras="postgresql,testing,netcdf")
     session.install(*TEST_TOOLS)
     folders = [str(p / "tests") for p in _members().values() if (p / "tests").is_dir()]
     folders.append("tests/test_scale_folderbase_native.py")
