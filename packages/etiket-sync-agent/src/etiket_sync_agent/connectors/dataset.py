@@ -59,7 +59,9 @@ class DatasetInfo:
     """The dataset record a backend wants on the server.
 
     ``alt_uid`` is the identifier the acquisition tool uses (QCoDeS guid, Quantify TUID, ...); it must
-    be unique within the scope. ``collected`` is the measurement time; a naive datetime is local time.
+    be unique within the scope. ``uuid`` is a dataset uuid the backend already knows for this dataset
+    (for example one the existing agent recorded in its manifest inside a dataset folder); when set,
+    the core uses it for the dataset instead of deriving one. ``collected`` is the measurement time; a naive datetime is local time.
     ``keywords`` are shown as tags, ``ranking`` is 1 for starred, -1 for hidden/crossed, else 0.
     Attribute values are strings on the server: other values are converted with ``str``.
     """
@@ -67,6 +69,7 @@ class DatasetInfo:
     name: str
     collected: dt.datetime
     alt_uid: str | None = None
+    uuid: str | None = None
     description: str | None = None
     notes: str | None = None
     keywords: list[str] = field(default_factory=list)
