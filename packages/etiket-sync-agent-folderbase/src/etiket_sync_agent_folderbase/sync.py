@@ -34,7 +34,7 @@ from etiket_sync_agent import (
     SyncItem,
     SyncSourceFileBase,
 )
-from etiket_sync_agent.connectors.dataset import guess_file_type
+from etiket_sync_agent.connectors.dataset import sniff_file_type
 from etiket_sync_agent.errors import ConfigError, SyncError
 from etiket_sync_agent_folderbase.converters import resolve_converter
 from etiket_sync_agent_folderbase.info_file import INFO_FILE, MAX_THUMBNAILS, read_info_file
@@ -52,7 +52,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _THUMBNAIL_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
-_HDF5_SUFFIXES = {".hdf5", ".h5", ".nc", ".hdf"}
 #: Suffixed folders that are one unit even without a converter (zipped).
 _UNIT_FOLDER_SUFFIXES = {".zarr"}
 
@@ -60,24 +59,11 @@ _UNIT_FOLDER_SUFFIXES = {".zarr"}
 def file_type_of(path: Path) -> FileType:
     """The file type the existing agent gives a dataset file, or a better one.
 
-    HDF5 files (``.hdf5``, ``.h5``, ``.nc``) are ``HDF5_NETCDF`` when they read as netCDF4 (every
-    variable has its dimensions), else ``HDF5``; ``.json`` is ``JSON``, ``.txt`` ``TEXT``. Other
-    suffixes use the core's table (text formats such as ``.csv`` are ``TEXT`` where the existing
-    agent says ``UNKNOWN``).
+    HDF5 files (``.hdf5``, ``.h5``, ``.nc``) are ``HDF5_NETCDF`` when they read as netCDF4, else
+    ``HDF5``; ``.json`` is ``JSON``, ``.txt`` ``TEXT``. Other suffixes use the core's table (text
+    formats such as ``.csv`` are ``TEXT`` where the existing agent says ``UNKNOWN``).
     """
-    if path.suffix.lower() not in _HDF5_SUFFIXES:
-        return guess_file_type(path.name)
-    try:
-        import h5netcdf
-    except ImportError:  # pragma: no cover - h5netcdf is a dependency
-        return guess_file_type(path.name)
-    try:
-        with h5netcdf.File(path, "r") as nc:
-            for variable in nc.variables.values():
-                _ = variable.dimensions
-    except Exception:  # not netCDF (or not HDF5 at all): the bytes are uploaded as they are
-        return FileType.HDF5
-    return FileType.HDF5_NETCDF
+    return sniff_file_type(path)
 
 
 def description_of(description: str | None, name: str, folder: Path) -> str:
