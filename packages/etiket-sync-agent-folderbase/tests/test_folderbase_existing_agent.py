@@ -282,3 +282,20 @@ def test_names_are_relative_paths_and_suffixed_folders_are_walked(tmp_path: Path
     assert sorted(files) == ["analysis/fit.json", "scan.zarr.zip", "v1.2/notes.txt"]
     assert files["analysis/fit.json"].filename == "fit.json"
     assert files["analysis/fit.json"].file_type == FileType.JSON
+
+
+def test_a_legacy_converter_without_ours_installed_says_what_to_install(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_dataset(root, "run", info=_legacy_info(LEGACY_CSV), files={"x.csv": b"a\n1\n"})
+    work = tmp_path / "work-missing"
+    work.mkdir()
+
+    def missing(name: str) -> Any:
+        raise LookupError(f"no converter named {name!r} is installed")
+
+    ctx = SyncContext(SyncItem(key="run", path="run"), work, converter_lookup=missing)
+    _backend(root).sync_dataset(SyncItem(key="run", path="run"), ctx)
+    assert [f.name for f in ctx.plan.files] == ["x.csv"]
+    (error,) = ctx.plan.errors
+    assert "csv-to-netcdf" in error
+    assert "install etiket-sync-agent-converters" in error

@@ -242,11 +242,21 @@ class FolderBaseSync(SyncSourceFileBase):
         for spec in specs:
             try:
                 ref = resolve_converter(spec)
-                if ref.name != spec:
-                    ctx.add_log(f"converter {spec!r}: using the installed converter {ref.name!r}")
-                loaded.append((ref, ctx.get_converter(ref.name)))
             except Exception as exc:
                 ctx.add_error(f"converter {spec!r} cannot be used: {exc}")
+                continue
+            if ref.name != spec:
+                ctx.add_log(f"converter {spec!r}: using the installed converter {ref.name!r}")
+            try:
+                loaded.append((ref, ctx.get_converter(ref.name)))
+            except Exception as exc:
+                hint = (
+                    f" (it stands for the existing agent's {spec!r}; install "
+                    "etiket-sync-agent-converters)"
+                    if ref.name != spec and ref.output_type is not None
+                    else ""
+                )
+                ctx.add_error(f"converter {spec!r} cannot be used: {exc}{hint}")
         return loaded
 
     def _add_unit(
