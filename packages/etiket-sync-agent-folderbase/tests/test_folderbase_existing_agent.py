@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import shutil
 import sys
 import uuid
@@ -299,3 +301,12 @@ def test_a_legacy_converter_without_ours_installed_says_what_to_install(tmp_path
     (error,) = ctx.plan.errors
     assert "csv-to-netcdf" in error
     assert "install etiket-sync-agent-converters" in error
+
+
+def test_files_are_dated_with_their_mtime(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    folder = make_dataset(root, "run", files={"a.txt": b"a"})
+    stamp = 1_700_000_000.0
+    os.utime(folder / "a.txt", (stamp, stamp))
+    ctx = _plan(root, "run", tmp_path)
+    assert ctx.plan.file("a.txt").collected == dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,3 +71,21 @@ def test_files_types_and_generators(
         assert (files[name].filename, files[name].file_type) == (filename, file_type), name
         assert files[name].generator == "Labber", name
     assert files["original"].path.read_bytes() == path.read_bytes()
+
+
+def test_every_file_is_dated_with_the_logs_mtime(
+    labber_root: Path,
+    make_backend: Callable[..., LabberSync],
+    items_of: Callable[[LabberSync], dict[str, SyncItem]],
+    sync_item: Callable[..., SyncContext],
+) -> None:
+    spec = lt.demo_spec(3, seed=4, creation_time=WHEN.timestamp())
+    path = labber_root / lt.labber_relpath(WHEN, spec.log_name)
+    lt.write_labber_file(path, spec)
+    mtime = WHEN.timestamp() + 3600
+    os.utime(path, (mtime, mtime))
+    backend = make_backend()
+    ctx = sync_item(backend, next(iter(items_of(backend).values())))
+    assert len(ctx.plan.files) == 6
+    expected = dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc)
+    assert {f.collected for f in ctx.plan.files} == {expected}

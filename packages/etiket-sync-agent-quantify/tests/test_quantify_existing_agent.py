@@ -79,4 +79,6 @@ def test_record_files_types_and_generators(tmp_path: Path) -> None:
     )
     fit = ctx.plan.file("analysis_Basic2DAnalysis.fit_results.hanger_func_complex_SI.txt")
     assert fit.file_type == FileType.TEXT
+    source = folder / "analysis_Basic2DAnalysis" / "fit_results" / "hanger_func_complex_SI.txt"
+    assert fit.collected == dt.datetime.fromtimestamp(source.stat().st_mtime, tz=dt.timezone.utc)
     assert ctx.plan.file("snapshot.json").file_type == FileType.JSON

@@ -73,6 +73,14 @@ def description_of(description: str | None, name: str, folder: Path) -> str:
     return f"Dataset {name} from FileBaseGeneric"
 
 
+def _mtime_of(path: Path) -> dt.datetime | None:
+    """A file's modification time, the time the existing agent gives each file version."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    except OSError:
+        return None
+
+
 def _converted_name(rel: str, output_type: str) -> str:
     """``data/x.csv`` → ``data/x.hdf5`` (a suffix-less path gets the suffix appended)."""
     path = PurePosixPath(rel)
@@ -316,7 +324,9 @@ class FolderBaseSync(SyncSourceFileBase):
                 )
             )
             return
-        ctx.upload_file(FileInfo(name=rel, path=path, file_type=file_type_of(path)))
+        ctx.upload_file(
+            FileInfo(name=rel, path=path, file_type=file_type_of(path), collected=_mtime_of(path))
+        )
 
     def _add_thumbnails(
         self, ctx: SyncContext, folder: Path, patterns: list[str], units: list[tuple[str, Path]]

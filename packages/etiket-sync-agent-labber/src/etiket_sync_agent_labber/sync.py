@@ -393,6 +393,10 @@ class LabberSync(SyncSourceFileBase):
                 generator=GENERATOR,
             )
         )
+        # As the existing agent: every file version is dated with the log file's mtime.
+        modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
+        for planned in ctx.plan.files:
+            planned.collected = modified
         self._record_state(ctx, st, completed)
         if not completed and not ctx.live:
             ctx.add_log(

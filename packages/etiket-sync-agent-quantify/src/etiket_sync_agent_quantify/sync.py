@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import datetime as dt
 import gzip
 import logging
 import lzma
@@ -83,6 +84,14 @@ _MAX_THUMBNAILS = 10
 _MAX_SNAPSHOT_BYTES = 512 << 20
 #: File generator as the existing agent records it.
 _GENERATOR = "Quantify"
+
+
+def _mtime_of(path: Path) -> dt.datetime | None:
+    """A file's modification time, the time the existing agent gives each file version."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    except OSError:
+        return None
 
 
 @dataclasses.dataclass
@@ -443,7 +452,11 @@ class QuantifySync(SyncSourceFileBase):
                 continue
             ctx.upload_file(
                 FileInfo(
-                    name=name, path=path, file_type=sniff_file_type(path), generator=_GENERATOR
+                    name=name,
+                    path=path,
+                    file_type=sniff_file_type(path),
+                    generator=_GENERATOR,
+                    collected=_mtime_of(path),
                 )
             )
             parts = PurePosixPath(rel).parts
