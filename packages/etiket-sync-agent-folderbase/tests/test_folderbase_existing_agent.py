@@ -310,3 +310,30 @@ def test_files_are_dated_with_their_mtime(tmp_path: Path) -> None:
     os.utime(folder / "a.txt", (stamp, stamp))
     ctx = _plan(root, "run", tmp_path)
     assert ctx.plan.file("a.txt").collected == dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc)
+
+
+def test_a_full_info_file_as_generate_dataset_info_writes_it(tmp_path: Path) -> None:
+    """Every key, empty ones as YAML nulls/empties, converters as its mapping."""
+    text = yaml.safe_dump(
+        {
+            "version": "0.1",
+            "dataset_name": "Rabi 7",
+            "collected": "2024-05-01T10:00:00",
+            "description": None,
+            "attributes": {"sample": "chip-7", "power": -20, "f": 5.5},
+            "tags": ["rabi"],
+            "converters": {},
+            "skip": None,
+            "thumbnails": [],
+        }
+    )
+    root = tmp_path / "root"
+    make_dataset(root, "run", info=text, files={"a.txt": b"a"})
+    ctx = _plan(root, "run", tmp_path)
+    record = ctx.plan.dataset
+    assert record is not None
+    assert (record.name, record.description) == ("Rabi 7", "Dataset Rabi 7 from FileBaseGeneric")
+    assert record.attributes == {"sample": "chip-7", "power": "-20", "f": "5.5"}
+    assert record.keywords == ["rabi"]
+    assert [f.name for f in ctx.plan.files] == ["a.txt"]
+    assert ctx.plan.errors == []
