@@ -67,7 +67,8 @@ def sniff_file_type(path: Path) -> FileType:
     except ImportError:
         return guess_file_type(path.name)
     try:
-        with h5netcdf.File(path, "r") as nc:
+        # No HDF5 file lock: a writer that opens the file while we look must not fail.
+        with h5netcdf.File(path, "r", locking=False) as nc:
             for variable in nc.variables.values():
                 _ = variable.dimensions
     except Exception:  # not netCDF4, or not HDF5 at all: uploaded as plain HDF5 bytes
