@@ -38,7 +38,7 @@ def _tree(root: Path, count: int) -> dict[str, set[str]]:
         if i % 3 == 0:
             files["sweep.csv"] = f"x (V),y (A)\n0,{i}\n1,{i + 1}\n".encode()
             info.append("converters: [csv-to-netcdf]")
-            names |= {"sweep.csv", "sweep.csv.nc"}
+            names |= {"sweep.csv", "sweep.nc"}
         if i % 5 == 0:
             files["plot.png"] = png_bytes(seed=i)
             info.append("thumbnails: ['plot.png']")

@@ -39,11 +39,12 @@ def test_csv_and_zarr_are_converted_and_originals_kept(tmp_path: Path) -> None:
     ctx = _plan(root, "run", tmp_path)
     assert not ctx.plan.errors
     names = {f.name for f in ctx.plan.files}
-    assert {"data.csv", "data.csv.nc", "scan.zarr.nc", "scan.zarr.zip"} <= names
-    with h5netcdf.File(ctx.plan.file("data.csv.nc").path, "r") as nc:
+    # As the existing agent names converted files: the input's suffix replaced.
+    assert {"data.csv", "data.nc", "scan.nc", "scan.zip"} <= names
+    with h5netcdf.File(ctx.plan.file("data.nc").path, "r") as nc:
         np.testing.assert_array_equal(nc["v"][...], [1, 3])
         assert nc["i"].attrs["units"] == "A"
-    with h5netcdf.File(ctx.plan.file("scan.zarr.nc").path, "r") as nc:
+    with h5netcdf.File(ctx.plan.file("scan.nc").path, "r") as nc:
         np.testing.assert_array_equal(nc["signal"][...], expected["signal"])
 
 

@@ -101,7 +101,7 @@ class TestCoreToolsSyncConformance(DatabaseBackendConformance):
         return writer.key
 
     def expected_files(self, config: dict[str, Any], key: str) -> set[str]:
-        return {"measured_data.hdf5", "snapshot.json", "metadata.json"}
+        return {"measurement", "snapshot.json", "metadata.json"}
 
     def source_snapshot(self, config: dict[str, Any], tmp_path: Path) -> Any:
         return ct.database_digest(_conninfo(config))

@@ -28,7 +28,7 @@ def _sync(backend: CoreToolsSync, key: str, work: Path, **kwargs: Any) -> SyncCo
 
 
 def _nc(ctx: SyncContext) -> h5netcdf.File:
-    return h5netcdf.File(ctx.plan.file("measured_data.hdf5").path, "r")
+    return h5netcdf.File(ctx.plan.file("measurement").path, "r")
 
 
 TRACE_SPEC = ct.MeasurementSpec(
@@ -133,7 +133,8 @@ def test_dataset_record_keywords_ranking_attributes_and_json_files(
     spec = ct.demo_measurements()[1]
     start = dt.datetime(2024, 3, 5, 14, 30, 12, tzinfo=dt.timezone.utc)
     writer = ct.write_measurement(ct_db, spec, start_time=start)
-    ctx = _sync(make_backend(ct_db), writer.key, tmp_path)
+    backend = make_backend(ct_db)
+    ctx = _sync(backend, writer.key, tmp_path)
     info = ctx.plan.dataset
     assert info is not None
     assert info.name == spec.exp_name
@@ -147,9 +148,15 @@ def test_dataset_record_keywords_ranking_attributes_and_json_files(
     }
     # TIMESTAMP without time zone written by to_timestamp() in the server's zone (UTC here).
     assert info.collected.replace(tzinfo=None) == start.replace(tzinfo=None)
+    # The existing agent's description template, file name and generator.
+    assert info.description == (
+        f"database : {backend.config.dbname} | id : {writer.id} | ct_uuid : {writer.uuid}"
+    )
     files = {f.name: f for f in ctx.plan.files}
-    assert set(files) == {"measured_data.hdf5", "snapshot.json", "metadata.json"}
-    assert files["measured_data.hdf5"].file_type is FileType.HDF5_NETCDF
+    assert set(files) == {"measurement", "snapshot.json", "metadata.json"}
+    assert files["measurement"].file_type is FileType.HDF5_NETCDF
+    assert files["measurement"].filename == "measured_data.hdf5"
+    assert {f.generator for f in files.values()} == {"core-tools"}
     assert json.loads(files["snapshot.json"].path.read_text()) == spec.snapshot
     meta = json.loads(files["metadata.json"].path.read_text())
     assert meta["metadata"] == spec.metadata
@@ -250,7 +257,7 @@ def test_output_is_byte_identical_when_nothing_changed(
     assert digests() == first
     writer.advance(1)
     grown = digests()
-    assert grown["measured_data.hdf5"] != first["measured_data.hdf5"]
+    assert grown["measurement"] != first["measurement"]
     assert grown["snapshot.json"] == first["snapshot.json"]
 
 
@@ -286,7 +293,7 @@ def test_large_measurement_streams_in_chunks(ct_db: str, make_backend: Any, tmp_
         db.LargeObjectReader.read = original  # type: ignore[method-assign]
     assert max(calls) <= db.CHUNK_VALUES
     assert len(calls) > 2
-    with h5py.File(ctx.plan.file("measured_data.hdf5").path) as f:
+    with h5py.File(ctx.plan.file("measurement").path) as f:
         amp = f["amp"][...]
     expected = ct.expected_arrays(spec)["amp"]
     np.testing.assert_array_equal(amp.reshape(-1, 40)[:-7], expected.reshape(-1, 40)[:-7])
@@ -300,7 +307,7 @@ def test_xarray_opens_the_file_with_coordinates(
     spec = ct.demo_measurements()[1]
     writer = ct.write_measurement(ct_db, spec)
     ctx = _sync(make_backend(ct_db), writer.key, tmp_path)
-    with xr.open_dataset(ctx.plan.file("measured_data.hdf5").path, engine="h5netcdf") as ds:
+    with xr.open_dataset(ctx.plan.file("measurement").path, engine="h5netcdf") as ds:
         assert set(ds.data_vars) == {"SD1_current", "SD2_current"}
         assert ds["SD1_current"].dims == ("P1", "P2")
         np.testing.assert_array_equal(ds["P1"].values, spec.sweeps[0].values)

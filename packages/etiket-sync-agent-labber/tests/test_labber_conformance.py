@@ -64,7 +64,8 @@ class TestLabberSyncConformance(FileBackendConformance):
         lt.finish_log(path, spec)
 
     def expected_files(self, config: dict[str, Any], key: str) -> set[str]:
-        path, spec = self._specs[key]
-        names = {path.name, "settings.json", "instruments.json"}
-        names |= {converted_name(f"Log_{i + 1}") for i in range(len(spec.logs))}
+        _path, spec = self._specs[key]
+        names = {"original", "settings", "instruments"}
+        labels = [f"Log_{i + 1}" for i in range(len(spec.logs))]
+        names |= {converted_name(label, labels) for label in labels}
         return names

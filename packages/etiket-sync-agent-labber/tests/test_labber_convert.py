@@ -85,14 +85,16 @@ def test_every_variable_equals_the_source(
     ctx = sync_item(backend, item)
     assert not ctx.plan.errors
     units = _units(spec)
-    converted = [f for f in ctx.plan.files if f.name.startswith("measured_data")]
+    converted = [f for f in ctx.plan.files if f.name.startswith("ds_converted")]
     assert len(converted) == len(spec.logs), "one converted file per log"
+    labels = [f"Log_{index + 1}" for index in range(len(spec.logs))]
     for index in range(len(spec.logs)):
         label = f"Log_{index + 1}"
         group = "/" if index == 0 else f"/{label}"
-        info = ctx.plan.file(converted_name(label))
+        info = ctx.plan.file(converted_name(label, labels))
         assert info.file_type is FileType.HDF5_NETCDF
-        ds = _open(ctx, converted_name(label))
+        assert info.filename == f"{info.name}.hdf5"
+        ds = _open(ctx, converted_name(label, labels))
         assert ds.attrs["labber_log"] == label
         assert ds.attrs["log_name"] == spec.log_name
         truth = lt.expected_arrays(spec, index)
@@ -141,7 +143,7 @@ def test_incomplete_log_has_the_full_grid_with_nan(
     _path, spec = _write(labber_root, 1, written=13)
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
-    ds = _open(ctx, "measured_data.hdf5")
+    ds = _open(ctx, "ds_converted")
     assert ds.attrs["completed"] == 0
     truth = lt.expected_arrays(spec, 0, written=13)
     for channel, expected in truth.items():
@@ -169,7 +171,8 @@ def test_dataset_record_from_the_header(
     assert info.description == "Resonator R1 transmission"
     assert info.ranking == 1
     assert info.collected == dt.datetime.fromtimestamp(spec.creation_time, tz=dt.timezone.utc)
-    assert info.alt_uid == item.key
+    # The existing agent's alt_uid: <log_name>_<creation time as a Python float>.
+    assert info.alt_uid == f"Resonator sweep_{float(spec.creation_time)}"
     assert info.attributes == {
         "sample": "chip-7",
         "set-up": "fridge-3",
@@ -186,10 +189,16 @@ def test_dataset_record_from_the_header(
     assert info2.ranking == 0
     assert info2.description is None
     assert "project" not in info2.attributes
+    # As the existing agent: channel and trace names with their units, the trace's setpoint name
+    # and unit, and the values of the Tags (here the user).
     assert set(info2.keywords) == {
         "AWG - Pulse amplitude",
+        "V",
         "Digitizer - Population",
         "Digitizer - IQ",
+        "Time",
+        "s",
+        "carol",
     }
 
 
@@ -202,8 +211,8 @@ def test_settings_and_instruments_documents(
     _path, spec = _write(labber_root, 1)
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
-    settings = json.loads(ctx.plan.file("settings.json").path.read_text())
-    instruments = json.loads(ctx.plan.file("instruments.json").path.read_text())
+    settings = json.loads(ctx.plan.file("settings").path.read_text())
+    instruments = json.loads(ctx.plan.file("instruments").path.read_text())
     # a '/' in a channel name made nested groups; the document gives the name back
     assert "Flux/Bias - Voltage" in settings["step_config"]
     items = settings["step_config"]["Flux/Bias - Voltage"]["Step items"]
@@ -244,19 +253,20 @@ def test_multi_log_file_gives_one_converted_file_per_log(
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
     names = {f.name for f in ctx.plan.files}
+    # The existing agent's names: ds_converted_<i> per log when a file holds several.
     assert names == {
-        path.name,
-        "measured_data.hdf5",
-        "measured_data_Log_2.hdf5",
-        "measured_data_Log_3.hdf5",
-        "settings.json",
-        "instruments.json",
+        "original",
+        "ds_converted_0",
+        "ds_converted_1",
+        "ds_converted_2",
+        "settings",
+        "instruments",
     }
-    sizes = [_open(ctx, converted_name(f"Log_{i}")).sizes["Magnet - Field"] for i in (1, 2, 3)]
+    sizes = [_open(ctx, f"ds_converted_{i}").sizes["Magnet - Field"] for i in (0, 1, 2)]
     assert sizes == [7, 5, 6]
-    fields = [_open(ctx, converted_name(f"Log_{i}"))["Magnet - Field"].values[0] for i in (1, 2, 3)]
+    fields = [_open(ctx, f"ds_converted_{i}")["Magnet - Field"].values[0] for i in (0, 1, 2)]
     np.testing.assert_allclose(fields, [0.0, 0.2, 0.4])
-    original = ctx.plan.file(path.name)
+    original = ctx.plan.file("original")
     assert original.path == path, "a file that is not changing is uploaded from the source"
     assert original.file_type is FileType.HDF5
 
@@ -270,7 +280,7 @@ def test_a_recently_changed_file_is_read_from_a_private_copy(
     path, _ = _write(labber_root, 2)
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
-    original = ctx.plan.file(path.name)
+    original = ctx.plan.file("original")
     assert original.path != path
     assert ctx.work_dir in original.path.parents
     assert original.path.read_bytes() == path.read_bytes()
@@ -292,7 +302,7 @@ def test_inconsistent_step_values_are_kept_as_a_variable(
         data[:, 0, :] = column
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
-    ds = _open(ctx, "measured_data.hdf5")
+    ds = _open(ctx, "ds_converted")
     assert "Qubit source - Frequency" not in ds.variables
     full = ds["Qubit source - Frequency values"].values
     np.testing.assert_array_equal(full.reshape(-1), column.ravel(order="F"))
@@ -310,7 +320,7 @@ def test_step_dimensions_that_do_not_fit_fall_back_to_points(
         f["Data"].attrs["Step dimensions"] = np.asarray([3], dtype=np.int64)
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
-    ds = _open(ctx, "measured_data.hdf5")
+    ds = _open(ctx, "ds_converted")
     assert ds.sizes["point"] == 41
     truth = lt.expected_arrays(spec, 0)
     np.testing.assert_array_equal(ds["VNA - S21"].values, truth["VNA - S21"])
@@ -327,7 +337,7 @@ def test_a_log_just_started_has_coordinates_from_the_step_config(
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
     assert not ctx.plan.errors
-    ds = _open(ctx, "measured_data.hdf5")
+    ds = _open(ctx, "ds_converted")
     truth = lt.expected_arrays(spec, 0, written=0)
     for channel, expected in truth.items():
         np.testing.assert_array_equal(ds[variable_name(channel)].values, expected)
@@ -348,7 +358,7 @@ def test_short_traces_and_time_stamps(
         stamps = f["Traces/Time stamp"][()]
     backend = make_backend()
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
-    ds = _open(ctx, "measured_data.hdf5")
+    ds = _open(ctx, "ds_converted_0")
     traces = ds["Scope - Trace"].values
     truth = lt.expected_arrays(spec, 0)["Scope - Trace"]
     np.testing.assert_array_equal(traces[2, :5], truth[2, :5])
@@ -371,4 +381,4 @@ def test_unexpected_trace_layout_is_reported_not_fatal(
     ctx = sync_item(backend, next(iter(items_of(backend).values())))
     assert not ctx.plan.errors
     assert any("Traces/Odd - Vector" in log.message for log in ctx.plan.logs)
-    assert "Odd - Vector" not in _open(ctx, "measured_data.hdf5").variables
+    assert "Odd - Vector" not in _open(ctx, "ds_converted").variables

@@ -97,7 +97,7 @@ def test_log_written_while_the_agent_runs_is_live_synced(tmp_path: Path) -> None
         if not named:
             return []
         record = harness.dataset(str(named[0].uuid))
-        return [f for f in record.files if f.name == "measured_data.hdf5" and _secured(f)]
+        return [f for f in record.files if f.name == "ds_converted" and _secured(f)]
 
     def wait_for(versions: int) -> None:
         deadline = time.monotonic() + 120

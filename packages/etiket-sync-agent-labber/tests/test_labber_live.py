@@ -113,14 +113,14 @@ def test_aborted_run_is_synced_as_it_is_and_bad_files_fail_alone(
         assert _state(cut) == "failed"
         assert "truncated or damaged" in (cut.last_error or "")
         files = {f.name: f for f in harness.server_files(items[key].dataset_uuid)}
-        assert set(files) == {path.name, "measured_data.hdf5", "settings.json", "instruments.json"}
+        assert set(files) == {"original", "ds_converted", "settings", "instruments"}
         good_files = {
             f.name
             for f in harness.server_files(
                 items[natural_key(good_rel, good.creation_time)].dataset_uuid
             )
         }
-        assert {"measured_data_Log_2.hdf5", "measured_data_Log_3.hdf5"} <= good_files
+        assert {"ds_converted_1", "ds_converted_2"} <= good_files
         record = harness.dataset(items[key].dataset_uuid)
         assert record.name == spec.log_name
     finally:
@@ -150,9 +150,7 @@ def test_live_log_through_the_engine_ends_with_final_data(
         harness.run_until_idle(40)
         item = {i.natural_key: i for i in harness.items("lab")}[key]
         assert _state(item) == "synced"
-        versions = [
-            f for f in harness.server_files(item.dataset_uuid) if f.name == "measured_data.hdf5"
-        ]
+        versions = [f for f in harness.server_files(item.dataset_uuid) if f.name == "ds_converted"]
         assert len(versions) >= 4, "every growth uploaded a new version"
         newest = max(versions, key=lambda f: f.version_id)
         client_path = tmp_path / "final.hdf5"
@@ -160,7 +158,7 @@ def test_live_log_through_the_engine_ends_with_final_data(
         link = next(
             f.S3_link
             for f in record.files
-            if f.name == "measured_data.hdf5" and f.version_id == newest.version_id
+            if f.name == "ds_converted" and f.version_id == newest.version_id
         )
         import httpx
 
@@ -200,13 +198,13 @@ def test_the_copy_made_by_the_live_check_is_reused_by_the_sync(
     assert copies == [path], "a file being written is checked on a private copy"
     ctx = sync_item(backend, item, live=True)
     assert copies == [path], "the sync reused the verified copy"
-    assert ctx.plan.file(path.name).path.read_bytes() == path.read_bytes()
+    assert ctx.plan.file("original").path.read_bytes() == path.read_bytes()
     # the file grew after the check: the sync takes a fresh copy
     assert backend.check_live_dataset(item, ctx.state) is True
     lt.append_points(path, spec, 12)
     ctx = sync_item(backend, item, live=True)
     assert len(copies) == 3
-    ds = xr.open_dataset(ctx.plan.file("measured_data.hdf5").path, engine="h5netcdf").load()
+    ds = xr.open_dataset(ctx.plan.file("ds_converted").path, engine="h5netcdf").load()
     amplitude = ds["Digitizer - Amplitude"].values.reshape(-1)
     assert np.isfinite(amplitude[:12]).all()
     assert np.isnan(amplitude[12:]).all()
@@ -239,8 +237,8 @@ def test_a_torn_copy_is_taken_again(
     ctx = sync_item(backend, item, live=True)
     assert len(copies) == 2
     assert not ctx.plan.errors
-    assert ctx.plan.file(path.name).path.read_bytes() == path.read_bytes()
-    ds = xr.open_dataset(ctx.plan.file("measured_data.hdf5").path, engine="h5netcdf").load()
+    assert ctx.plan.file("original").path.read_bytes() == path.read_bytes()
+    ds = xr.open_dataset(ctx.plan.file("ds_converted").path, engine="h5netcdf").load()
     np.testing.assert_array_equal(
         ds["Digitizer - Amplitude"].values,
         lt.expected_arrays(spec, 0, written=20)["Digitizer - Amplitude"],

@@ -16,7 +16,7 @@ from etiket_sync_agent_native import Dataset, NativeConfig, NativeSync, close_st
 from etiket_sync_agent_native.store import CATALOG_NAME
 from etiket_sync_agent_native.testing import make_native_dataset
 
-from etiket_sync_agent import SyncContext, SyncItem
+from etiket_sync_agent import FileType, SyncContext, SyncItem
 from etiket_sync_agent.connectors.config import parse_config
 from etiket_sync_agent.errors import ConfigError, SourceError, SyncError
 from etiket_sync_agent.testing import AgentHarness, fast_options
@@ -143,11 +143,17 @@ def test_plan_describes_dataset_and_files(tmp_path: Path) -> None:
     assert info.keywords == ["native", "batch 0"]
     assert info.description == "generated native dataset number 4"
     assert info.collected == dt.datetime(2024, 5, 1, 10, 4, tzinfo=dt.timezone.utc)
+    # The native uuid is the server's: the core looks it up (and adopts it) before creating.
+    assert info.uuid == ds.uuid
+    assert info.alt_uid is None
     assert [f.name for f in ctx.plan.files] == ["trace.csv", "analysis/fit.json", "raw/x.bin"]
     fit = ctx.plan.file("analysis/fit.json")
     assert fit.filename == "fit.json"
     assert fit.path.read_bytes() == ds.path_of("analysis/fit.json").read_bytes()
     assert fit.generator == "etiket-sync-agent-native"
+    assert fit.file_type == FileType.JSON
+    assert ctx.plan.file("trace.csv").file_type == FileType.TEXT
+    assert ctx.plan.file("raw/x.bin").file_type == FileType.UNKNOWN
     assert ctx.state == {"revision": ds.refresh()._record.revision, "complete": True}
     assert not ctx.plan.errors
 
@@ -243,3 +249,21 @@ def test_changes_after_sync_upload_only_what_changed(tmp_path: Path, harness: Ag
     harness.run(3)
     assert len(harness.server_files(older.uuid)) == len(files)
     assert len(harness.datasets()) == 2
+
+
+def test_hdf5_files_are_typed_by_content(tmp_path: Path) -> None:
+    h5netcdf = pytest.importorskip("h5netcdf")
+    h5py = pytest.importorskip("h5py")
+    netcdf, plain = tmp_path / "nc.hdf5", tmp_path / "plain.hdf5"
+    with h5netcdf.File(netcdf, "w") as nc:
+        nc.dimensions = {"t": 2}
+        nc.create_variable("t", ("t",), float)[:] = [0.0, 1.0]
+    with h5py.File(plain, "w") as f:
+        f["x"] = [1, 2]
+    ds = Dataset.create("typed", scope="lab", directory=tmp_path / "store")
+    ds.add_file(netcdf)
+    ds.add_file(plain)
+    ds.complete()
+    ctx = _plan(_backend(tmp_path / "store"), ds.uuid, tmp_path / "w")
+    assert ctx.plan.file("nc.hdf5").file_type == FileType.HDF5_NETCDF
+    assert ctx.plan.file("plain.hdf5").file_type == FileType.HDF5

@@ -71,7 +71,7 @@ class TestQCoDeSSyncConformance(DatabaseBackendConformance):
         return run.guid
 
     def expected_files(self, config: dict[str, Any], key: str) -> set[str]:
-        return {"measured_data.hdf5", "snapshot.json"}
+        return {"measurement", "snapshot.json"}
 
     def source_snapshot(self, config: dict[str, Any], tmp_path: Path) -> Any:
         # The database file itself. A read-only SQLite connection to a WAL database leaves empty

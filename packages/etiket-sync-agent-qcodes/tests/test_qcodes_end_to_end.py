@@ -86,7 +86,7 @@ def test_demo_source_syncs_completely(tmp_path: Path) -> None:
         assert names["1D gate sweep"].ranking == 1
         for item in items:
             files = {f.name for f in harness.server_files(item.dataset_uuid)}
-            assert files == {"measured_data.hdf5", "snapshot.json"}
+            assert files == {"measurement", "snapshot.json"}
     finally:
         harness.close()
     assert _md5(Path(config["database_path"])) == before
@@ -176,7 +176,7 @@ def test_runs_read_with_the_helper_process_sync_the_values_of_the_simple_path(
         with reader.QCoDeSDatabase(Path(config["database_path"]), parallel=False) as database:
             for item in items:
                 record = harness.dataset(item.dataset_uuid)
-                (stored,) = [f for f in record.files if f.name == "measured_data.hdf5"]
+                (stored,) = [f for f in record.files if f.name == "measurement"]
                 body = harness._downloads().get(stored.S3_link).content
                 run = database.run_by_guid(item.natural_key)
                 assert run is not None

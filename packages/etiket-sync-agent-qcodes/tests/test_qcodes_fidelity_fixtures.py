@@ -22,6 +22,7 @@ from etiket_sync_agent_qcodes.reader import QCoDeSDatabase
 from etiket_sync_agent_qcodes.sync import ranking_of
 
 from etiket_sync_agent.connectors import SyncContext, SyncItem
+from etiket_sync_agent.connectors.dataset import FileType
 
 DATA = Path(__file__).parent / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
@@ -179,7 +180,7 @@ def test_left_running_run_is_live_when_newest_started(data_dir: Path, tmp_path: 
     assert ctx.state["completed"] is False
     assert ctx.plan.dataset is not None
     assert ctx.plan.dataset.name == "left running"
-    assert {f.name for f in ctx.plan.files} == {"measured_data.hdf5", "snapshot.json"}
+    assert {f.name for f in ctx.plan.files} == {"measurement", "snapshot.json"}
 
 
 def test_dataset_record_of_the_starred_run(data_dir: Path, tmp_path: Path) -> None:
@@ -196,14 +197,18 @@ def test_dataset_record_of_the_starred_run(data_dir: Path, tmp_path: Path) -> No
     record = ctx.plan.dataset
     assert record is not None
     assert record.name == "1D sweep"
-    assert record.description is not None
-    assert record.description.startswith("second line of the name")
-    for part in ("experiments.db", f"run {info['run_id']}", info["guid"], "fixture_experiment"):
-        assert part in record.description
+    # The existing agent's template; the extra lines of the run name follow a blank line.
+    assert record.description == (
+        f"database : experiments.db | run ID : {info['run_id']} | GUID : {info['guid']} | "
+        "exp name : fixture_experiment\n\nsecond line of the name"
+    )
     assert record.alt_uid == info["guid"]
     assert record.ranking == 1
     assert record.attributes == {"sample": "sample_A", "set-up": "fridge-7", "cooldown": "12"}
-    assert {"Gate X", "x", "Current", "current"} <= set(record.keywords)
+    assert set(record.keywords) == {"Gate X", "Current"}
+    assert ctx.plan.file("measurement").filename == "measured_data.hdf5"
+    assert ctx.plan.file("measurement").file_type == FileType.HDF5_NETCDF
+    assert ctx.plan.file("measurement").generator == "QCoDeS"
     snapshot = json.loads(ctx.plan.file("snapshot.json").path.read_text())
     assert "station" in snapshot or "parameters" in snapshot
 
@@ -217,3 +222,23 @@ def test_per_dataset_backend_found_next_to_a_moved_database(data_dir: Path, tmp_
         assert run.raw_data_db_path is not None
         assert "raw_data_db_path" not in run.metadata
         assert database.results_size(run) == 6
+
+
+@pytest.mark.parametrize("case", sorted(c for c in CASES if CASES[c].get("reference")))
+def test_keywords_are_the_long_names_of_qcodes_own_export(
+    case: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """As the existing agent: per variable and coordinate its long_name, else its name."""
+    info = CASES[case]
+    with h5netcdf.File(data_dir / info["reference"], "r") as ref:
+        expected = {
+            str(var.attrs.get("long_name") or var.attrs.get("name") or name)
+            for name, var in ref.variables.items()
+            if "long_name" in var.attrs or "name" in var.attrs
+        }
+    backend = QCoDeSSync(QCoDeSConfig(database_path=data_dir / info["db"], set_up="fx"))
+    item = SyncItem(key=info["guid"], extra={"run_id": info["run_id"]})
+    ctx = SyncContext(item, tmp_path / "work")
+    backend.sync_dataset(item, ctx)
+    assert ctx.plan.dataset is not None
+    assert set(ctx.plan.dataset.keywords) == expected

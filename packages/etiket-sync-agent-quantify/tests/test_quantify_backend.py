@@ -109,7 +109,8 @@ def test_dataset_record_from_folder_name_tuid_and_variables(tmp_path: Path) -> N
     assert info.alt_uid == tuid
     assert info.collected == dt.datetime(2024, 3, 4, 8, 15, 7, 456000, tzinfo=dt.timezone.utc)
     assert info.attributes == {"sample": "chip-7", "set-up": "fridge-2", "tuid": tuid}
-    assert info.keywords == ["Frequency", "frequency", "Magnitude", "magn", "Phase", "phase"]
+    # As the existing agent: per variable its long_name, else its name.
+    assert info.keywords == ["Frequency", "Magnitude", "Phase"]
 
 
 def test_unnamed_folder_takes_the_dataset_name(tmp_path: Path) -> None:
@@ -133,13 +134,14 @@ def test_files_of_a_grid_run_with_analysis(tmp_path: Path) -> None:
         "dataset_gridded.hdf5",
         "snapshot.json",
         "metadata.json",
-        f"{analysis}/dataset_processed.hdf5",
-        f"{analysis}/quantities_of_interest.json",
-        f"{analysis}/fit_results/hanger_func_complex_SI.txt",
-        f"{analysis}/figs_mpl/Heatmap x0x1-y0.png",
-        f"{analysis}/figs_mpl/Heatmap x0x1-y0.svg",
-        f"{analysis}/figs_mpl/Heatmap x0x1-y1.png",
-        f"{analysis}/figs_mpl/Heatmap x0x1-y1.svg",
+        # The existing agent's names: relative path components joined by dots.
+        f"{analysis}.dataset_processed.hdf5",
+        f"{analysis}.quantities_of_interest.json",
+        f"{analysis}.fit_results.hanger_func_complex_SI.txt",
+        f"{analysis}.figs_mpl.Heatmap x0x1-y0.png",
+        f"{analysis}.figs_mpl.Heatmap x0x1-y0.svg",
+        f"{analysis}.figs_mpl.Heatmap x0x1-y1.png",
+        f"{analysis}.figs_mpl.Heatmap x0x1-y1.svg",
         "__thumbnail_0",
         "__thumbnail_1",
     }

@@ -153,7 +153,7 @@ def test_five_hundred_folders_and_a_live_run_sync_completely(tmp_path: Path) -> 
             names = {f.name for f in harness.server_files(by_key[key].dataset_uuid)}
             assert expected[index % len(specs)] <= names, (index, sorted(names))
             if index % len(specs) == 1:
-                assert "analysis_Basic2DAnalysis/figs_mpl/Heatmap x0x1-y0.png" in names
+                assert "analysis_Basic2DAnalysis.figs_mpl.Heatmap x0x1-y0.png" in names
         assert tree_digest(root) == before
         # Then a run is acquired while the agent keeps running.
         run = qt.LiveRun(root, START + dt.timedelta(days=30), "live T1", qt.spec_1d(120))

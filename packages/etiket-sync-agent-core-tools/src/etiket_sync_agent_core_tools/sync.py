@@ -24,11 +24,22 @@ from etiket_sync_agent_core_tools.db import (
 )
 from etiket_sync_agent_core_tools.netcdf import write_measurement
 
-__all__ = ["CoreToolsSync", "fingerprint_of", "keywords_of"]
+__all__ = [
+    "FILENAME",
+    "FILE_NAME",
+    "GENERATOR",
+    "CoreToolsSync",
+    "description_of",
+    "fingerprint_of",
+    "keywords_of",
+]
 
 _log = logging.getLogger("etiket_sync_agent_core_tools")
 
-GENERATOR = "etiket-sync-agent-core-tools"
+#: File generator, logical file name and download name as the existing agent uploads them.
+GENERATOR = "core-tools"
+FILE_NAME = "measurement"
+FILENAME = "measured_data.hdf5"
 #: Rows fetched per discovery query.
 BATCH = 1000
 #: Discovery looks this many ids back, so a measurement whose insert committed after a newer one
@@ -71,6 +82,11 @@ def fingerprint_of(row: MeasurementRow, written: WrittenSize | None) -> str:
         size = written or WrittenSize(0, 0)
         parts.append(f"w{size.params}:{size.values}")
     return ";".join(parts)
+
+
+def description_of(row: MeasurementRow, dbname: str) -> str:
+    """The existing agent's description: ``database : <db> | id : <id> | ct_uuid : <uuid>``."""
+    return f"database : {dbname} | id : {row.id} | ct_uuid : {row.uuid}"
 
 
 def _decode_json(raw: bytes | None, what: str, ctx: SyncContext) -> Any:
@@ -181,7 +197,8 @@ class CoreToolsSync(SyncSourceDatabaseBase):
 
     # -- sync ------------------------------------------------------------------------------------
     def sync_dataset(self, item: SyncItem, ctx: SyncContext) -> None:
-        """Write ``measured_data.hdf5``, ``snapshot.json`` and ``metadata.json`` for one row."""
+        """Upload file ``measurement`` (``measured_data.hdf5``), ``snapshot.json`` and
+        ``metadata.json`` for one row."""
         try:
             uuid = int(item.key)
         except ValueError:
@@ -233,11 +250,7 @@ class CoreToolsSync(SyncSourceDatabaseBase):
                 name=row.exp_name.strip() or f"core-tools measurement {row.id}",
                 collected=_collected(row),
                 alt_uid=str(row.uuid),
-                description=(
-                    f"core-tools measurement {row.id} (uuid {row.uuid}) from database "
-                    f"{self.config.dbname!r}; set-up {row.set_up}, project {row.project}, "
-                    f"sample {row.sample}"
-                ),
+                description=description_of(row, self.config.dbname),
                 keywords=keywords_of(row.keywords),
                 ranking=1 if row.starred else 0,
                 attributes={"sample": row.sample, "set-up": row.set_up, "project": row.project},
@@ -245,9 +258,9 @@ class CoreToolsSync(SyncSourceDatabaseBase):
         )
         ctx.upload_file(
             FileInfo(
-                name="measured_data.hdf5",
+                name=FILE_NAME,
                 path=path,
-                filename="measured_data.hdf5",
+                filename=FILENAME,
                 file_type=FileType.HDF5_NETCDF,
                 generator=GENERATOR,
             )

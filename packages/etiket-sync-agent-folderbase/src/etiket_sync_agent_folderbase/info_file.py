@@ -3,7 +3,8 @@
 Keys (all optional): ``version``, ``dataset_name``, ``collected`` (``%Y-%m-%dT%H:%M:%S``; legacy
 key ``created``), ``description``, ``attributes`` (flat str/int/float values), ``tags`` (legacy
 ``keywords``), ``skip`` (globs on the relative POSIX path), ``converters`` (entry-point names,
-``module:Class``, or ``{module: ..., class: ...}``), ``thumbnails`` (paths or globs, at most 10). Unknown keys and wrong types are
+``module:Class``, ``{module: ..., class: ...}``, or the existing agent's mapping
+``<in>_to_<out>_converter: {module, class}``), ``thumbnails`` (paths or globs, at most 10). Unknown keys and wrong types are
 errors that name the key, so a typo never silently changes what is uploaded.
 """
 
@@ -67,20 +68,47 @@ def _string_list(path: Path, key: str, value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def _module_class(path: Path, key: str, entry: dict[Any, Any]) -> str:
+    module, cls = entry.get("module"), entry.get("class")
+    if set(entry) != {"module", "class"} or not (
+        isinstance(module, str) and isinstance(cls, str) and module.strip() and cls.strip()
+    ):
+        raise _bad(
+            path, key, f"must be a mapping with the string keys module and class, got {entry!r}"
+        )
+    return f"{module.strip()}:{cls.strip()}"
+
+
 def _converters(path: Path, value: Any) -> list[str]:
-    """Entry-point names, ``module:Class`` strings, or ``{module: ..., class: ...}`` mappings."""
+    """Converter entries as ``name`` or ``module:Class`` strings, in the order written.
+
+    Accepted forms: a list of entry-point names, ``module:Class`` strings or ``{module, class}``
+    mappings; a single such mapping; or, as the existing agent's ``generate_dataset_info`` writes
+    it, a mapping ``<input>_to_<output>_converter: {module: ..., class: ...}``.
+    """
     if value is None:
         return []
+    if isinstance(value, dict) and set(value) != {"module", "class"}:
+        names: list[str] = []
+        for key, entry in value.items():
+            if isinstance(entry, str) and entry.strip():
+                names.append(entry.strip())
+            elif isinstance(entry, dict):
+                names.append(_module_class(path, f"converters.{key}", entry))
+            else:
+                raise _bad(
+                    path,
+                    f"converters.{key}",
+                    f"must be a mapping with the keys module and class, got {entry!r}",
+                )
+        return names
     entries = value if isinstance(value, list) else [value]
-    names: list[str] = []
+    names = []
     for index, entry in enumerate(entries):
         if isinstance(entry, str) and entry.strip():
             names.append(entry.strip())
-        elif isinstance(entry, dict) and set(entry) == {"module", "class"}:
-            module, cls = entry["module"], entry["class"]
-            if not (isinstance(module, str) and isinstance(cls, str) and module and cls):
-                raise _bad(path, f"converters[{index}]", "module and class must be strings")
-            names.append(f"{module.strip()}:{cls.strip()}")
+        elif isinstance(entry, dict):
+            names.append(_module_class(path, f"converters[{index}]", entry))
         else:
             raise _bad(
                 path,

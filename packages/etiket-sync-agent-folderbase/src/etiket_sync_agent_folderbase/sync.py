@@ -4,9 +4,14 @@ With ``level = -1`` (default) every folder holding a ``_QH_dataset_info.yaml`` i
 info files are separate datasets whose files do not belong to the parent); with ``level = n`` every
 folder at depth ``n`` below the root is one, with or without an info file. Every other file below
 the dataset folder is uploaded under its relative POSIX path; hidden files and folders are skipped,
-as are the info file's ``skip`` globs. A sub-folder whose name has a suffix (``scan.zarr``) is one
-unit: converted when a converter for its type is configured, otherwise zipped deterministically,
-never walked.
+as are the info file's ``skip`` globs. A ``*.zarr`` sub-folder, or a suffixed sub-folder a configured
+converter accepts, is one unit: converted when a converter for its type is configured, otherwise
+zipped deterministically, never walked.
+
+Names, types and descriptions follow the existing agent (logical name = relative POSIX path,
+converted files named with the input's suffix replaced, HDF5 files typed ``HDF5_NETCDF`` when they
+are netCDF-readable), and the dataset uuid the existing agent recorded in ``.QH_manifest.yaml`` is
+reused (read only; see :mod:`etiket_sync_agent_folderbase.manifest`).
 """
 
 from __future__ import annotations
@@ -29,14 +34,57 @@ from etiket_sync_agent import (
     SyncItem,
     SyncSourceFileBase,
 )
+from etiket_sync_agent.connectors.dataset import sniff_file_type
 from etiket_sync_agent.errors import ConfigError, SyncError
+from etiket_sync_agent_folderbase.converters import resolve_converter
 from etiket_sync_agent_folderbase.info_file import INFO_FILE, MAX_THUMBNAILS, read_info_file
+from etiket_sync_agent_folderbase.manifest import manifest_uuid_for
 
-__all__ = ["FolderBaseConfig", "FolderBaseSync", "deterministic_zip", "folders_overlap"]
+__all__ = [
+    "FolderBaseConfig",
+    "FolderBaseSync",
+    "description_of",
+    "deterministic_zip",
+    "file_type_of",
+    "folders_overlap",
+]
 
 _log = logging.getLogger(__name__)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _THUMBNAIL_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
+#: Suffixed folders that are one unit even without a converter (zipped).
+_UNIT_FOLDER_SUFFIXES = {".zarr"}
+
+
+def file_type_of(path: Path) -> FileType:
+    """The file type the existing agent gives a dataset file, or a better one.
+
+    HDF5 files (``.hdf5``, ``.h5``, ``.nc``) are ``HDF5_NETCDF`` when they read as netCDF4, else
+    ``HDF5``; ``.json`` is ``JSON``, ``.txt`` ``TEXT``. Other suffixes use the core's table (text
+    formats such as ``.csv`` are ``TEXT`` where the existing agent says ``UNKNOWN``).
+    """
+    return sniff_file_type(path)
+
+
+def description_of(description: str | None, name: str, folder: Path) -> str:
+    """The existing agent's description: the info file's text and the folder's path, or a default."""
+    if description:
+        return f"{description}\n\nDataset source path: {folder}"
+    return f"Dataset {name} from FileBaseGeneric"
+
+
+def _mtime_of(path: Path) -> dt.datetime | None:
+    """A file's modification time, the time the existing agent gives each file version."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    except OSError:
+        return None
+
+
+def _converted_name(rel: str, output_type: str) -> str:
+    """``data/x.csv`` → ``data/x.hdf5`` (a suffix-less path gets the suffix appended)."""
+    path = PurePosixPath(rel)
+    return path.with_suffix(f".{output_type}").as_posix() if path.suffix else f"{rel}.{output_type}"
 
 
 @dataclasses.dataclass
@@ -121,8 +169,10 @@ class FolderBaseSync(SyncSourceFileBase):
         return str(self.root_path().resolve())
 
     # -- walking one dataset ---------------------------------------------------------------------
-    def _units(self, folder: Path, skip: list[str]) -> list[tuple[str, Path]]:
-        """(relative name, path) of every file and suffixed folder of the dataset."""
+    def _units(
+        self, folder: Path, skip: list[str], converters: list[tuple[Any, Any]] | None = None
+    ) -> list[tuple[str, Path]]:
+        """(relative name, path) of every file and unit folder (``x.zarr``) of the dataset."""
         units: list[tuple[str, Path]] = []
         stack = [folder]
         while stack:
@@ -143,7 +193,9 @@ class FolderBaseSync(SyncSourceFileBase):
                 if entry.is_dir(follow_symlinks=False):
                     if (path / INFO_FILE).exists():
                         continue  # a nested dataset: synced on its own
-                    if path.suffix:
+                    if path.suffix.lower() in _UNIT_FOLDER_SUFFIXES or any(
+                        conv.accepts(path) for _, conv in converters or ()
+                    ):
                         units.append((rel, path))  # x.zarr: one unit, never walked
                     else:
                         stack.append(path)
@@ -159,7 +211,8 @@ class FolderBaseSync(SyncSourceFileBase):
             raise SyncError(f"dataset folder {folder} no longer exists")
         info_path = folder / INFO_FILE
         info = read_info_file(info_path) if info_path.exists() else read_info_file_default()
-        units = self._units(folder, info.skip)
+        converters = self._converters(ctx, info.converters)
+        units = self._units(folder, info.skip, converters)
         if not units:
             ctx.add_log("the dataset folder holds no files (yet)", logging.WARNING)
         collected = info.collected
@@ -171,40 +224,88 @@ class FolderBaseSync(SyncSourceFileBase):
         if self.config.set_up:
             attributes["set-up"] = self.config.set_up
         attributes.update(info.attributes)
+        known_uuid, reason = manifest_uuid_for(folder)
+        if reason is not None:
+            ctx.add_log(reason)
+        name = info.dataset_name or folder.name
         ctx.set_dataset(
             DatasetInfo(
-                name=info.dataset_name or folder.name,
+                name=name,
                 collected=collected,
-                description=info.description,
+                uuid=known_uuid,
+                description=description_of(info.description, name, folder.absolute()),
                 keywords=info.tags,
                 attributes=attributes,
             )
         )
-        converters = [(name, ctx.get_converter(name)) for name in info.converters]
+        taken = {rel for rel, _ in units}
         for rel, path in units:
-            self._add_unit(ctx, rel, path, converters)
+            self._add_unit(ctx, rel, path, converters, taken)
         self._add_thumbnails(ctx, folder, info.thumbnails, units)
 
+    @staticmethod
+    def _converters(ctx: SyncContext, specs: list[str]) -> list[tuple[Any, Any]]:
+        """(reference, converter instance) per usable entry; problems are item errors."""
+        loaded: list[tuple[Any, Any]] = []
+        for spec in specs:
+            try:
+                ref = resolve_converter(spec)
+            except Exception as exc:
+                ctx.add_error(f"converter {spec!r} cannot be used: {exc}")
+                continue
+            if ref.name != spec:
+                ctx.add_log(f"converter {spec!r}: using the installed converter {ref.name!r}")
+            try:
+                loaded.append((ref, ctx.get_converter(ref.name)))
+            except Exception as exc:
+                hint = (
+                    f" (it stands for the existing agent's {spec!r}; install "
+                    "etiket-sync-agent-converters)"
+                    if ref.name != spec and ref.output_type is not None
+                    else ""
+                )
+                ctx.add_error(f"converter {spec!r} cannot be used: {exc}{hint}")
+        return loaded
+
     def _add_unit(
-        self, ctx: SyncContext, rel: str, path: Path, converters: list[tuple[str, Any]]
+        self,
+        ctx: SyncContext,
+        rel: str,
+        path: Path,
+        converters: list[tuple[Any, Any]],
+        taken: set[str],
     ) -> None:
-        matching = [(name, conv) for name, conv in converters if conv.accepts(path)]
+        matching = [(ref, conv) for ref, conv in converters if conv.accepts(path)]
         converted = False
-        for name, converter in matching:
+        for ref, converter in matching:
             out_dir = ctx.work_path(f"converted/{rel}.d")
             out_dir.mkdir(parents=True, exist_ok=True)
             try:
                 output = Path(converter.convert(path, out_dir))
             except Exception as exc:
-                ctx.add_error(f"converter {name!r} failed on {rel}: {type(exc).__name__}: {exc}")
+                ctx.add_error(
+                    f"converter {ref.spec!r} failed on {rel}: {type(exc).__name__}: {exc}"
+                )
                 continue
             converted = True
+            suffix = ref.output_type or converter.output_type
+            name = _converted_name(rel, suffix)
+            if name in taken:
+                # The dataset holds a file of that name already: keep both, name ours apart.
+                name = f"{rel}.{suffix}"
+                ctx.add_log(
+                    f"{_converted_name(rel, suffix)} exists in the folder; the output of "
+                    f"{ref.spec!r} on {rel} is uploaded as {name}",
+                    logging.WARNING,
+                )
+            taken.add(name)
             ctx.upload_file(
                 FileInfo(
-                    name=f"{rel}.{converter.output_type}",
+                    name=name,
                     path=output,
-                    filename=f"{path.name}.{converter.output_type}",
-                    generator=f"etiket-sync-agent converter {name}",
+                    filename=PurePosixPath(name).name,
+                    file_type=file_type_of(output),
+                    generator=f"etiket-sync-agent converter {ref.name}",
                 )
             )
         keep_original = not converted or self.config.upload_original_of_converted
@@ -223,7 +324,9 @@ class FolderBaseSync(SyncSourceFileBase):
                 )
             )
             return
-        ctx.upload_file(FileInfo(name=rel, path=path))
+        ctx.upload_file(
+            FileInfo(name=rel, path=path, file_type=file_type_of(path), collected=_mtime_of(path))
+        )
 
     def _add_thumbnails(
         self, ctx: SyncContext, folder: Path, patterns: list[str], units: list[tuple[str, Path]]

@@ -7,9 +7,11 @@ that is deleted and written again under the same name is a new dataset. A file w
 be read (not HDF5, damaged, unreadable) gets the relative path alone as key and fails at sync with a
 clear message; a brand-new file whose header is not written yet is skipped until it is.
 
-Per dataset the backend uploads the original file, one converted netCDF per log
-(``measured_data.hdf5``, ``measured_data_Log_2.hdf5``, ...), ``settings.json`` and
-``instruments.json``. A file that changed recently is read from a private copy, verified against
+Per dataset the backend uploads, under the existing agent's names, the original file (``original``,
+``original.hdf5``), one converted netCDF per log (``ds_converted`` for a file with one log, else
+``ds_converted_0`` for the main log, ``ds_converted_1`` for ``Log_2`` ...), ``settings``
+(``settings.json``) and ``instruments`` (``instruments.json``). The dataset's ``alt_uid`` is the
+existing agent's ``<log_name>_<creation time as a float>``. A file that changed recently is read from a private copy, verified against
 its size and mtime, so a writer is never disturbed and a half-written state is never read.
 """
 
@@ -23,7 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -60,11 +62,16 @@ from etiket_sync_agent_labber.reader import (
     table_rows,
 )
 
-__all__ = ["GENERATOR", "LabberSync", "converted_name", "natural_key"]
+__all__ = ["GENERATOR", "LabberSync", "alt_uid_of", "converted_name", "natural_key"]
 
 _log = logging.getLogger(__name__)
 
-GENERATOR = "etiket-sync-agent-labber"
+#: File generator as the existing agent records it.
+GENERATOR = "Labber"
+#: Logical names and download names of the files, as the existing agent uploads them.
+ORIGINAL_NAME = "original"
+SETTINGS_NAME = "settings"
+INSTRUMENTS_NAME = "instruments"
 _SUFFIXES = (".hdf5", ".h5")
 #: A file whose header cannot be read yet is skipped while it is younger than this.
 _HEADER_GRACE = 60.0
@@ -80,9 +87,26 @@ def natural_key(rel_path: str, creation_time: float | None) -> str:
     return f"{rel_path}@{creation_time:.6f}"
 
 
-def converted_name(label: str) -> str:
-    """Logical name of the converted file of one log (``Log_1`` is the file's main log)."""
-    return "measured_data.hdf5" if label == "Log_1" else f"measured_data_{label}.hdf5"
+def converted_name(label: str, labels: Sequence[str]) -> str:
+    """Logical name of the converted file of log ``label`` among the file's logs ``labels``.
+
+    As the existing agent: ``ds_converted`` when the file has one log, else ``ds_converted_<i>``
+    with ``i`` the log's position (0 = the main log, 1 = ``Log_2`` ...). The download name is the
+    logical name plus ``.hdf5``.
+    """
+    if len(labels) == 1:
+        return "ds_converted"
+    return f"ds_converted_{list(labels).index(label)}"
+
+
+def alt_uid_of(log_name: str, creation_time: float) -> str:
+    """The existing agent's ``alt_uid``: ``<log_name>_<creation time>``.
+
+    It formats the creation time as Python prints the float ``datetime.timestamp()`` of the
+    time read with ``datetime.fromtimestamp`` (so rounded to microseconds): ``Scan_1709200000.5``.
+    """
+    stamp = dt.datetime.fromtimestamp(creation_time, tz=dt.timezone.utc).timestamp()
+    return f"{log_name}_{stamp}"
 
 
 @dataclass
@@ -316,12 +340,12 @@ class LabberSync(SyncSourceFileBase):
                     "log is synced as a separate dataset"
                 )
             layouts = self._layouts(handle, ctx, rel)
+            labels = [label for label, _ in log_groups(handle)]
             keywords: list[str] = []
             for label, group, layout in layouts:
-                keywords += [c for c in layout.dim_channels if c != "point"]
-                keywords += [c.name for c in layout.columns]
-                keywords += [t.name for t in layout.traces]
-                target = ctx.work_path(f"converted/{converted_name(label)}")
+                keywords += _keywords(handle, group, layout)
+                name = converted_name(label, labels)
+                target = ctx.work_path(f"converted/{name}.hdf5")
                 try:
                     summary = write_log(target, handle, group, layout, header, rel)
                 except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
@@ -333,9 +357,9 @@ class LabberSync(SyncSourceFileBase):
                     ctx.add_log(warning, logging.WARNING)
                 ctx.upload_file(
                     FileInfo(
-                        name=converted_name(label),
+                        name=name,
                         path=target,
-                        filename=converted_name(label),
+                        filename=f"{name}.hdf5",
                         file_type=FileType.HDF5_NETCDF,
                         generator=GENERATOR,
                     )
@@ -348,8 +372,10 @@ class LabberSync(SyncSourceFileBase):
                     raise _TornRead(f"{rel}: settings could not be read: {exc}") from None
                 ctx.add_error(f"{rel}: reading settings failed: {type(exc).__name__}: {exc}")
             else:
-                ctx.upload_json(settings, "settings.json", generator=GENERATOR)
-                ctx.upload_json(instruments, "instruments.json", generator=GENERATOR)
+                ctx.upload_json(settings, SETTINGS_NAME, "settings.json", generator=GENERATOR)
+                ctx.upload_json(
+                    instruments, INSTRUMENTS_NAME, "instruments.json", generator=GENERATOR
+                )
             completed = all(layout.completed for _, _, layout in layouts)
         except OSError as exc:
             if local != source and retry:
@@ -359,8 +385,18 @@ class LabberSync(SyncSourceFileBase):
             handle.close()
 
         ctx.upload_file(
-            FileInfo(name=source.name, path=local, filename=source.name, file_type=FileType.HDF5)
+            FileInfo(
+                name=ORIGINAL_NAME,
+                path=local,
+                filename=f"{ORIGINAL_NAME}.hdf5",
+                file_type=FileType.HDF5,
+                generator=GENERATOR,
+            )
         )
+        # As the existing agent: every file version is dated with the log file's mtime.
+        modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
+        for planned in ctx.plan.files:
+            planned.collected = modified
         self._record_state(ctx, st, completed)
         if not completed and not ctx.live:
             ctx.add_log(
@@ -379,13 +415,17 @@ class LabberSync(SyncSourceFileBase):
             attributes["project"] = ", ".join(header.project)
         if header.user:
             attributes["user"] = ", ".join(header.user)
+        log_name = header.log_name or source.stem
         ctx.set_dataset(
             DatasetInfo(
-                name=header.log_name or source.stem,
+                name=log_name,
                 collected=collected,
-                alt_uid=item.key,
+                alt_uid=alt_uid_of(
+                    log_name,
+                    header.creation_time if header.creation_time is not None else st.st_mtime,
+                ),
                 description=header.comment.strip() or None,
-                keywords=[*header.tags, *keywords],
+                keywords=[*header.project, *header.tags, *header.user, *keywords],
                 ranking=1 if header.star else 0,
                 attributes=attributes,
             )
@@ -423,6 +463,26 @@ class _NotYet(Exception):
 
 class _TornRead(Exception):
     """A private copy of a changing file could not be read; copy again."""
+
+
+def _keywords(handle: h5py.File, group: h5py.Group, layout: LogLayout) -> list[str]:
+    """Channel and trace names with their units, and trace setpoints (as the existing agent)."""
+    units = channel_table(handle, group)
+    words: list[str] = []
+    names = [c for c in layout.dim_channels if c != "point"]
+    names += [c.name for c in layout.columns]
+    for channel in names:
+        words.append(channel)
+        meta = units.get(channel)
+        if meta is not None and meta.unit:
+            words.append(meta.unit)
+    for trace in layout.traces:
+        words.append(trace.name)
+        meta = units.get(trace.name)
+        if meta is not None and meta.unit:
+            words.append(meta.unit)
+        words += [trace.x_name, trace.x_unit]
+    return [word for word in words if word]
 
 
 def _signature(st: os.stat_result) -> list[int]:

@@ -29,6 +29,7 @@ from etiket_sync_agent import (
     SyncItem,
     SyncSourceDatabaseBase,
 )
+from etiket_sync_agent.connectors.dataset import sniff_file_type
 from etiket_sync_agent.errors import ConfigError, SourceError, SyncError
 from etiket_sync_agent_native.store import (
     CatalogReader,
@@ -164,6 +165,9 @@ class NativeSync(SyncSourceDatabaseBase):
         ctx.set_dataset(
             DatasetInfo(
                 name=record.name,
+                # The native uuid is the dataset's uuid on the server too (scripts know it in
+                # advance); the core looks it up before creating anything.
+                uuid=record.uuid,
                 collected=record.collected,
                 description=record.description,
                 keywords=record.keywords,
@@ -183,6 +187,7 @@ class NativeSync(SyncSourceDatabaseBase):
                     name=file.name,
                     path=path,
                     filename=file.filename,
+                    file_type=sniff_file_type(path),
                     generator=GENERATOR,
                 )
             )

@@ -17,6 +17,7 @@ from etiket_sync_agent.connectors.dataset import DatasetInfo, FileInfo, FileType
 from etiket_sync_agent.errors import SourceError, SyncError
 from etiket_sync_agent_qcodes.config import QCoDeSConfig
 from etiket_sync_agent_qcodes.export import export_run
+from etiket_sync_agent_qcodes.qh_meta import QHMeta, qh_meta_from_snapshot
 from etiket_sync_agent_qcodes.reader import (
     DatabaseUnavailable,
     QCoDeSDatabase,
@@ -25,11 +26,26 @@ from etiket_sync_agent_qcodes.reader import (
 )
 from etiket_sync_agent_qcodes.rundescriber import RunDescription
 
-__all__ = ["GENERATOR", "QCoDeSSync", "dataset_info", "fingerprint_of", "ranking_of"]
+__all__ = [
+    "FILENAME",
+    "FILE_NAME",
+    "GENERATOR",
+    "SNAPSHOT_NAME",
+    "QCoDeSSync",
+    "dataset_info",
+    "description_of",
+    "fingerprint_of",
+    "ranking_of",
+]
 
 _log = logging.getLogger("etiket_sync_agent_qcodes")
 
-GENERATOR = "etiket-sync-agent-qcodes"
+#: File generator, logical file name and download name as the existing agent uploads them.
+GENERATOR = "QCoDeS"
+FILE_NAME = "measurement"
+FILENAME = "measured_data.hdf5"
+#: Our addition: the station snapshot as its own file (it is also inside the netCDF file).
+SNAPSHOT_NAME = "snapshot.json"
 #: Runs listed per query during discovery.
 BATCH = 1000
 #: A run older than the cursor that started at most this long before the cursor's run is looked
@@ -67,35 +83,52 @@ def _collected(run: RunRow) -> dt.datetime:
 
 
 def _keywords(description: RunDescription | None) -> list[str]:
+    """Per parameter its label (the netCDF ``long_name``), else its name, as the existing agent."""
     if description is None:
         return []
-    words: list[str] = []
-    for spec in description.params:
-        words.append(spec.label or spec.name)
-        if spec.label and spec.name != spec.label:
-            words.append(spec.name)
-    return words
+    return [spec.label or spec.name for spec in description.params]
+
+
+def description_of(run: RunRow, database_name: str) -> str:
+    """The existing agent's description: database, run id, guid, experiment; then the extra
+    lines of a multi-line run name after a blank line."""
+    text = (
+        f"database : {database_name} | run ID : {run.run_id} | GUID : {run.guid} | "
+        f"exp name : {run.exp_name}"
+    )
+    extra = run.name.strip().splitlines()[1:]
+    if extra:
+        text += "\n\n" + "\n".join(extra)
+    return text
 
 
 def dataset_info(
-    run: RunRow, config: QCoDeSConfig, description: RunDescription | None
+    run: RunRow,
+    config: QCoDeSConfig,
+    description: RunDescription | None,
+    qh_meta: QHMeta | None = None,
 ) -> DatasetInfo:
-    """The dataset record of a run (name, description, attributes, keywords, ranking)."""
+    """The dataset record of a run, as the existing agent makes it.
+
+    Name = first line of the run name; alt_uid = the run's guid (so datasets the existing agent
+    uploaded are found and adopted); attributes ``sample`` and ``set-up``, then
+    ``static_attributes``, then the ``qh_meta`` attributes (later wins); keywords = parameter
+    labels plus the ``qh_meta`` tags.
+    """
     lines = run.name.strip().splitlines()
     name = lines[0].strip() if lines and lines[0].strip() else f"QCoDeS run {run.run_id}"
-    rest = "\n".join(lines[1:]).strip()
-    origin = (
-        f"QCoDeS run {run.run_id} (guid {run.guid}) of experiment {run.exp_name!r} in database "
-        f"{Path(config.database_path).name}"
-    )
     attributes = {"sample": run.sample_name, "set-up": config.set_up}
     attributes.update({str(k): str(v) for k, v in config.static_attributes.items()})
+    keywords = _keywords(description)
+    if qh_meta is not None:
+        attributes.update(qh_meta.attributes)
+        keywords.extend(qh_meta.tags)
     return DatasetInfo(
         name=name,
         collected=_collected(run),
         alt_uid=run.guid,
-        description=f"{rest}\n\n{origin}" if rest else origin,
-        keywords=_keywords(description),
+        description=description_of(run, Path(config.database_path).name),
+        keywords=keywords,
         ranking=ranking_of(run),
         attributes=attributes,
     )
@@ -223,7 +256,7 @@ class QCoDeSSync(SyncSourceDatabaseBase):
 
     # -- sync ------------------------------------------------------------------------------------
     def sync_dataset(self, item: SyncItem, ctx: SyncContext) -> None:
-        """Write ``measured_data.hdf5`` and ``snapshot.json`` for one run."""
+        """Upload the run as file ``measurement`` (``measured_data.hdf5``) plus ``snapshot.json``."""
         path = ctx.work_path("measured_data.hdf5")
         try:
             with self._open() as database:
@@ -267,16 +300,6 @@ class QCoDeSSync(SyncSourceDatabaseBase):
         for warning in summary.warnings:
             _log.debug("run %s: %s", run.run_id, warning)
 
-        ctx.set_dataset(dataset_info(run, self.config, description))
-        ctx.upload_file(
-            FileInfo(
-                name="measured_data.hdf5",
-                path=path,
-                filename="measured_data.hdf5",
-                file_type=FileType.HDF5_NETCDF,
-                generator=GENERATOR,
-            )
-        )
         snapshot: Any = None
         if run.snapshot:
             try:
@@ -288,4 +311,18 @@ class QCoDeSSync(SyncSourceDatabaseBase):
                     logging.WARNING,
                 )
                 snapshot = {"unparsed_snapshot": run.snapshot}
-        ctx.upload_json(snapshot, "snapshot.json", generator=GENERATOR)
+        qh_meta = qh_meta_from_snapshot(snapshot)
+        for problem in qh_meta.problems:
+            ctx.add_log(f"run {run.run_id}: {problem}; ignored", logging.WARNING)
+
+        ctx.set_dataset(dataset_info(run, self.config, description, qh_meta))
+        ctx.upload_file(
+            FileInfo(
+                name=FILE_NAME,
+                path=path,
+                filename=FILENAME,
+                file_type=FileType.HDF5_NETCDF,
+                generator=GENERATOR,
+            )
+        )
+        ctx.upload_json(snapshot, SNAPSHOT_NAME, generator=GENERATOR)

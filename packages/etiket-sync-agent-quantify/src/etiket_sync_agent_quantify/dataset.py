@@ -170,7 +170,7 @@ class QuantifyDataset:
 
     @property
     def keywords(self) -> list[str]:
-        """``long_name`` and ``name`` of every settable and gettable (duplicates removed)."""
+        """Per settable and gettable its ``long_name``, else its ``name`` (as the existing agent)."""
         words: dict[str, None] = {}
         for name in [*self.settables, *self.gettables]:
             var = self.variables[name]
@@ -178,6 +178,7 @@ class QuantifyDataset:
                 value = var.attrs.get(key)
                 if isinstance(value, str) and value.strip():
                     words.setdefault(value.strip(), None)
+                    break
         return list(words)
 
 

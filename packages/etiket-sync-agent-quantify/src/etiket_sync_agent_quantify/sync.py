@@ -4,14 +4,15 @@ What a dataset gets:
 
 - record: name = the folder name after the TUID (else the dataset's ``name`` attribute, else the
   TUID), ``alt_uid`` and attribute ``tuid`` = the TUID, collected = the TUID's time in the
-  configured timezone, keywords = ``long_name`` and ``name`` of every settable and gettable,
+  configured timezone, keywords = ``long_name`` (else ``name``) of every settable and gettable,
   attributes = ``static_attributes`` + ``set-up`` + ``tuid``;
 - ``dataset.hdf5``: the original bytes, taken from a consistent private copy (HDF5 or netCDF3,
   recognised by its magic bytes); for grid runs (``grid_2d``) also ``dataset_gridded.hdf5`` with the
   settables as dimensions; for netCDF3 files that are not grids also ``dataset_netcdf4.hdf5``;
 - ``snapshot.json`` (or ``snapshot.json.gz``/``.bz2``/``.xz``, uploaded as they are, plus the
   decompressed ``snapshot.json`` when no plain one exists), ``metadata.json`` and every other file
-  of the folder (``analysis_*`` folders included) under its relative path; PNG figures of
+  of the folder (``analysis_*`` folders included) under the existing agent's dotted name
+  (``analysis_X/figs/a.png`` → ``analysis_X.figs.a.png``, TUID prefixes stripped); PNG figures of
   ``analysis_*`` folders are also uploaded as thumbnails (``__thumbnail_<i>``, ranking -1, at
   most 10).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
+import datetime as dt
 import gzip
 import logging
 import lzma
@@ -45,6 +47,7 @@ from etiket_sync_agent import (
     SyncItem,
     SyncSourceFileBase,
 )
+from etiket_sync_agent.connectors.dataset import sniff_file_type
 from etiket_sync_agent.errors import ConfigError, SyncError
 from etiket_sync_agent_quantify.convert import GridError, write_flat, write_gridded
 from etiket_sync_agent_quantify.dataset import (
@@ -55,6 +58,7 @@ from etiket_sync_agent_quantify.dataset import (
     file_digest,
     private_copy,
 )
+from etiket_sync_agent_quantify.names import assign_names
 from etiket_sync_agent_quantify.tuid import is_day_folder, parse_folder_name, tuid_time
 
 __all__ = [
@@ -78,7 +82,16 @@ _SNAPSHOT_VARIANTS: dict[str, Any] = {
 }
 _MAX_THUMBNAILS = 10
 _MAX_SNAPSHOT_BYTES = 512 << 20
-_GENERATOR = "etiket-sync-agent-quantify"
+#: File generator as the existing agent records it.
+_GENERATOR = "Quantify"
+
+
+def _mtime_of(path: Path) -> dt.datetime | None:
+    """A file's modification time, the time the existing agent gives each file version."""
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    except OSError:
+        return None
 
 
 @dataclasses.dataclass
@@ -378,7 +391,7 @@ class QuantifySync(SyncSourceFileBase):
                 path=copied.path,
                 filename=DATASET_FILE,
                 file_type=FileType.HDF5_NETCDF if is_hdf5 else FileType.UNKNOWN,
-                generator="quantify-core" + ("" if is_hdf5 else " (netCDF3)"),
+                generator=_GENERATOR + ("" if is_hdf5 else " (netCDF3)"),
             )
         )
         if ds.is_grid:
@@ -420,17 +433,32 @@ class QuantifySync(SyncSourceFileBase):
                 )
 
     def _add_other_files(self, ctx: SyncContext, listing: _FolderFiles) -> None:
-        names = {rel for rel, _ in listing.files}
+        rels = {rel for rel, _ in listing.files}
+        names = assign_names(
+            (rel for rel in rels if rel != DATASET_FILE),
+            reserved=(DATASET_FILE, GRIDDED_FILE, NETCDF4_FILE),
+        )
         thumbnails: list[Path] = []
         for rel, path in listing.files:
             if rel == DATASET_FILE:
                 continue
+            name = names[rel]
             if rel in _SNAPSHOT_VARIANTS:
-                ctx.upload_file(FileInfo(name=rel, path=path, file_type=FileType.UNKNOWN))
-                if SNAPSHOT_FILE not in names:
+                ctx.upload_file(
+                    FileInfo(name=name, path=path, file_type=FileType.UNKNOWN, generator=_GENERATOR)
+                )
+                if SNAPSHOT_FILE not in rels:
                     self._add_decompressed_snapshot(ctx, rel, path)
                 continue
-            ctx.upload_file(FileInfo(name=rel, path=path))
+            ctx.upload_file(
+                FileInfo(
+                    name=name,
+                    path=path,
+                    file_type=sniff_file_type(path),
+                    generator=_GENERATOR,
+                    collected=_mtime_of(path),
+                )
+            )
             parts = PurePosixPath(rel).parts
             if (
                 len(parts) > 1

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-__all__ = ["DatasetInfo", "FileInfo", "FileType", "guess_file_type"]
+__all__ = ["DatasetInfo", "FileInfo", "FileType", "guess_file_type", "sniff_file_type"]
 
 
 class FileType(str, enum.Enum):
@@ -47,6 +47,33 @@ _SUFFIX_TYPES: dict[str, FileType] = {
 def guess_file_type(filename: str) -> FileType:
     """Guess the server file type from a file name's suffix (``UNKNOWN`` when unsure)."""
     return _SUFFIX_TYPES.get(PurePosixPath(filename).suffix.lower(), FileType.UNKNOWN)
+
+
+_HDF5_SUFFIXES = frozenset({".hdf5", ".h5", ".hdf", ".nc"})
+
+
+def sniff_file_type(path: Path) -> FileType:
+    """The file type of an existing file: by suffix, and for HDF5 suffixes by content.
+
+    An ``.hdf5``/``.h5``/``.hdf``/``.nc`` file is ``HDF5_NETCDF`` when it reads as netCDF4 (every
+    variable has dimensions, as the existing agent tests with xarray), else ``HDF5``. Reading needs
+    ``h5netcdf`` (the ``netcdf`` extra); without it the suffix decides.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _HDF5_SUFFIXES:
+        return guess_file_type(path.name)
+    try:
+        import h5netcdf
+    except ImportError:
+        return guess_file_type(path.name)
+    try:
+        # No HDF5 file lock: a writer that opens the file while we look must not fail.
+        with h5netcdf.File(path, "r", locking=False) as nc:
+            for variable in nc.variables.values():
+                _ = variable.dimensions
+    except Exception:  # not netCDF4, or not HDF5 at all: uploaded as plain HDF5 bytes
+        return FileType.HDF5
+    return FileType.HDF5_NETCDF
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
