@@ -13,7 +13,7 @@ from etiket_sync_agent.errors import ConfigError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["QualibrateConfig", "default_config_file", "storage_location"]
 

@@ -58,7 +58,8 @@ def _array_dataset(name: str, values: np.ndarray[Any, Any], ref: Reference) -> x
 
 def _prefixed(ds: xr.Dataset, prefix: str) -> xr.Dataset:
     names = {str(n): f"{prefix}.{n}" for n in (*ds.variables, *ds.dims)}
-    return ds.rename(names)
+    renamed: xr.Dataset = ds.rename(names)
+    return renamed
 
 
 def _merge(into: xr.Dataset, part: xr.Dataset, prefix: str) -> xr.Dataset:
