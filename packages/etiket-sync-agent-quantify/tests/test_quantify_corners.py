@@ -127,3 +127,16 @@ def test_snapshot_only_folder_syncs_and_run_until_idle_succeeds(tmp_path: Path) 
     finally:
         harness.close()
     assert not (snap_folder / "dataset.hdf5").exists()
+
+
+def test_discovery_accepts_every_folder_quantify_core_opens(tmp_path: Path) -> None:
+    """tests/data/folder_names.json: quantify-core's load_dataset on the same folder styles."""
+    import json
+
+    reference = json.loads((Path(__file__).parent / "data" / "folder_names.json").read_text())
+    tuids = qt.write_folder_name_cases(tmp_path, WHEN)
+    assert set(tuids) == set(reference["load_dataset_opens"])
+    found = {i.key for i in discover_file_items(_backend(tmp_path))}
+    for style, opened in reference["load_dataset_opens"].items():
+        if opened:
+            assert tuids[style] in found, f"quantify-core opens the {style!r} folder, we skip it"
