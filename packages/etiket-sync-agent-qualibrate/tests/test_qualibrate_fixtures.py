@@ -21,6 +21,7 @@ from etiket_sync_agent_qualibrate import QualibrateConfig, QualibrateSync, read_
 from etiket_sync_agent_qualibrate.config import storage_location
 from etiket_sync_agent_qualibrate.testing import NodeSpec, tiny_png, write_node
 
+from etiket_sync_agent import SyncContext
 from etiket_sync_agent.detect.scan import discover_file_items
 from etiket_sync_agent.errors import ConfigError
 from etiket_sync_agent.testing import AgentHarness, fast_options, tree_digest
@@ -269,3 +270,29 @@ def test_storage_location_from_qualibrate_config(
     )
     assert QualibrateConfig(set_up="f").storage_root() == tmp_path
     QualibrateConfig(set_up="f").validate()
+
+
+def test_quam_state_folder_is_uploaded_under_its_relative_paths(
+    tmp_path: Path, storage: Path
+) -> None:
+    """QuAM may save ``quam_state/{state.json, wiring.json}`` referenced as ``./quam_state``."""
+    rel = _folder("quam_node")
+    folder = storage / rel
+    state = json.loads((folder / "quam_state.json").read_text())
+    (folder / "quam_state.json").unlink()
+    (folder / "quam_state").mkdir()
+    (folder / "quam_state" / "state.json").write_text(json.dumps({"qubits": state["qubits"]}))
+    (folder / "quam_state" / "wiring.json").write_text(json.dumps({"wiring": state["wiring"]}))
+    node = json.loads((folder / "node.json").read_text())
+    node["data"]["quam"] = "./quam_state"
+    (folder / "node.json").write_text(json.dumps(node, indent=4))
+    assert read_node_folder(folder).complete
+    backend = QualibrateSync(QualibrateConfig(set_up="f", qualibrate_directory=storage))
+    item = next(i for i in discover_file_items(backend) if i.key == rel)
+    work = tmp_path / "work"
+    work.mkdir()
+    ctx = SyncContext(item, work)
+    backend.sync_dataset(item, ctx)
+    names = {f.name for f in ctx.plan.files}
+    assert {"quam_state/state.json", "quam_state/wiring.json", "results.nc"} <= names
+    assert not ctx.plan.errors
