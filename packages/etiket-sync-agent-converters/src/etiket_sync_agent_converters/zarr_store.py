@@ -46,6 +46,7 @@ _TIME_UNITS = {
     "D": "days",
 }
 _METADATA_FILES = ("zarr.json", ".zarray", ".zgroup")
+_ZARR_MAJOR = int(str(zarr.__version__).split(".")[0])
 
 
 @dataclass
@@ -301,6 +302,12 @@ def open_zarr_store(store: Path) -> ZarrGroup:
     if not _is_node(store):
         raise ConversionError(
             store, "is not a zarr store: no .zgroup, .zarray (zarr v2) or zarr.json (zarr v3) found"
+        )
+    if (store / "zarr.json").is_file() and _ZARR_MAJOR < 3:
+        raise ConversionError(
+            store,
+            f"is a zarr format 3 store, which needs zarr 3 (Python >= 3.11); zarr "
+            f"{zarr.__version__} is installed",
         )
     root = _open(store, store)
     if _is_array(root):
