@@ -296,3 +296,29 @@ def test_quam_state_folder_is_uploaded_under_its_relative_paths(
     names = {f.name for f in ctx.plan.files}
     assert {"quam_state/state.json", "quam_state/wiring.json", "results.nc"} <= names
     assert not ctx.plan.errors
+
+
+def test_rescan_of_an_unchanged_storage_reads_no_json(
+    storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from etiket_sync_agent_qualibrate import sync as sync_module
+
+    calls: list[Path] = []
+    real = sync_module.read_node_folder
+
+    def counting(path: Path) -> Any:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(sync_module, "read_node_folder", counting)
+    backend = QualibrateSync(QualibrateConfig(set_up="f", qualibrate_directory=storage))
+    first = {i.key: i.priority for i in discover_file_items(backend)}
+    assert len(calls) == len(MANIFEST["nodes"])
+    calls.clear()
+    assert {i.key: i.priority for i in discover_file_items(backend)} == first
+    assert calls == []
+    # A changed node.json is read again.
+    node_json = storage / _folder("rabi_demo") / "node.json"
+    node_json.write_text(node_json.read_text() + "\n")
+    discover_file_items(backend)
+    assert calls == [storage / _folder("rabi_demo")]

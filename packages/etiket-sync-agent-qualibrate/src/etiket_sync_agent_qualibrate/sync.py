@@ -86,6 +86,18 @@ def _newest_mtime(folder: Path) -> float:
     return newest
 
 
+def _signature(folder: Path) -> tuple[int, ...] | None:
+    """(mtime_ns, size) of the folder, ``node.json`` and ``data.json``; None if one is missing."""
+    values: list[int] = []
+    for path in (folder, folder / NODE_FILE, folder / DATA_FILE):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        values.extend((st.st_mtime_ns, st.st_size))
+    return tuple(values)
+
+
 def _describe_incomplete(node: NodeFolder) -> str:
     parts = []
     if node.node is None:
@@ -119,6 +131,7 @@ class QualibrateSync(SyncSourceFileBase):
         super().__init__(config)
         self._root: Path | None = None
         self._reported: set[str] = set()
+        self._complete: dict[str, tuple[tuple[int, ...], float]] = {}
         self._lock = threading.Lock()
 
     def root_path(self) -> Path:
@@ -148,8 +161,17 @@ class QualibrateSync(SyncSourceFileBase):
         return True
 
     def make_item(self, rel_path: PurePosixPath, abs_path: Path) -> SyncItem | None:
-        """An item once the save is complete, or once it has been incomplete for ``stale_after``."""
+        """An item once the save is complete, or once it has been incomplete for ``stale_after``.
+
+        A complete folder is remembered by the stat of the folder and its two JSON files, so a
+        rescan of an unchanged storage reads no JSON.
+        """
         rel = rel_path.as_posix()
+        signature = _signature(abs_path)
+        with self._lock:
+            known = self._complete.get(rel)
+        if known is not None and signature is not None and known[0] == signature:
+            return SyncItem(key=rel, path=rel, priority=known[1])
         try:
             node = read_node_folder(abs_path)
         except NodeReadError:
@@ -168,6 +190,9 @@ class QualibrateSync(SyncSourceFileBase):
         if node is not None:
             created = self._collected(node, rel_path.parts[0])
             priority = created.timestamp()
+            if node.complete and signature is not None:
+                with self._lock:
+                    self._complete[rel] = (signature, priority)
         return SyncItem(key=rel, path=rel, priority=priority)
 
     # -- sync ------------------------------------------------------------------------------------
