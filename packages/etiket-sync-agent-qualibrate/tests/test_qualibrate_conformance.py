@@ -58,3 +58,21 @@ class TestQualibrateSyncConformance(FileBackendConformance):
             "results.nc",
             "__thumbnail_0",
         }
+
+
+def test_demo_source_syncs(tmp_path: Path) -> None:
+    from etiket_sync_agent_qualibrate.testing import make_demo_source
+
+    from etiket_sync_agent.testing import AgentHarness, fast_options
+
+    config = make_demo_source(tmp_path / "source")
+    harness = AgentHarness(tmp_path / "harness", options=fast_options())
+    harness.register_backend(QualibrateSync)
+    harness.add_source("demo", QualibrateSync, config)
+    try:
+        harness.run_until_idle(30)
+        items = harness.items("demo")
+        assert len(items) == 4
+        assert all(str(getattr(i.state, "value", i.state)) == "synced" for i in items)
+    finally:
+        harness.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NodeSpec", "tiny_png", "write_node"]
+__all__ = ["NodeSpec", "make_demo_source", "tiny_png", "write_node"]
 
 
 def tiny_png(width: int = 4, height: int = 3, shade: int = 128) -> bytes:
@@ -174,3 +174,61 @@ def write_node(root: Path, spec: NodeSpec, *, write_files: bool = True) -> Path:
     if spec.quam is not None:
         (folder / "quam_state.json").write_text(json.dumps(spec.quam, indent=4), encoding="utf-8")
     return folder
+
+
+def make_demo_source(root: Path) -> dict[str, Any]:
+    """A small QUAlibrate storage (a Rabi node, a workflow of two nodes) for ``etiket-sync demo``."""
+    import xarray as xr
+
+    root = Path(root)
+    start = dt.datetime.now().astimezone().replace(microsecond=0) - dt.timedelta(hours=2)
+    amplitudes = np.linspace(0.0, 0.5, 21)
+    rng = np.random.default_rng(7)
+    write_node(
+        root,
+        NodeSpec(
+            "rabi",
+            start,
+            node_id=1,
+            description="Rabi amplitude sweep",
+            parameters={"qubits": ["q1", "q2"], "num_points": 21, "max_amplitude": 0.5},
+            outcomes={"q1": "successful", "q2": "failed"},
+            results={
+                "ds_raw": xr.Dataset(
+                    {"I": (("qubit", "amplitude"), rng.normal(size=(2, 21)))},
+                    coords={"qubit": ["q1", "q2"], "amplitude": amplitudes},
+                ),
+                "fit": {"q1": {"pi_amplitude": 0.21, "params": np.array([0.42, 0.0, 1.0])}},
+                "figures": {"rabi": tiny_png(16, 12, 90)},
+            },
+        ),
+    )
+    workflow = start + dt.timedelta(minutes=10)
+    write_node(
+        root,
+        NodeSpec(
+            "tuneup",
+            workflow,
+            node_id=2,
+            parents=[1],
+            type_of_execution="workflow",
+            children=[3, 4],
+            parameters={"qubits": ["q1"]},
+            outcomes={"q1": "successful"},
+        ),
+    )
+    for offset, (node_id, name) in enumerate(((3, "ramsey"), (4, "t1")), start=1):
+        write_node(
+            root,
+            NodeSpec(
+                name,
+                workflow + dt.timedelta(seconds=offset),
+                node_id=node_id,
+                parents=[node_id - 1],
+                workflow_parent_id=2,
+                parameters={"qubits": ["q1"], "points": 11},
+                outcomes={"q1": "successful"},
+                results={"values": np.linspace(0, 1, 11) * offset},
+            ),
+        )
+    return {"qualibrate_directory": str(root), "set_up": "demo-fridge"}
