@@ -148,6 +148,15 @@ def test_real_nodes_sync_with_record_files_and_merged_results(
             "qualibrate_id"
         ]
         assert dict(fit.attributes)["parents"] == sweep_id
+        # The same links as folders: with the root, the linked datasets' alt_uid.
+        assert dict(fit.attributes)["parent_folders"] == _folder("n1_sweep")
+        assert dict(fit.attributes)["workflow_parent_folder"] == _folder("wf_demo")
+        assert dict(wf.attributes)["children_folders"] == (
+            f"{_folder('n1_sweep')}, {_folder('n2_fit')}"
+        )
+        sweep_uuid = items[_folder("n1_sweep")].dataset_uuid
+        parent_alt_uid = f"{storage.resolve().as_posix()}/{dict(fit.attributes)['parent_folders']}"
+        assert harness.dataset(sweep_uuid).alt_uid == parent_alt_uid
 
         # QuAM state referenced from node.json is uploaded as it is.
         quam = harness.server_files(items[_folder("quam_node")].dataset_uuid)

@@ -9,7 +9,9 @@ What a dataset gets:
   ``metadata.description``, keyword = ``type_of_execution`` (``node``/``workflow``),
   ``alt_uid`` = storage root + relative folder path (the node id is unique only per storage);
   attributes ``set-up``, the source's static attributes, ``status``, ``qualibrate_id``,
-  ``parents`` (earlier node ids, comma separated), ``workflow_parent_id``, ``children``,
+  ``parents`` (earlier node ids, comma separated), ``workflow_parent_id``, ``children``, and the
+  same links as relative folder paths (``parent_folders``, ``workflow_parent_folder``,
+  ``children_folders``: with the storage root, the linked datasets' ``alt_uid``),
   ``outcome.<target>`` per target, ``run_start``/``run_end``, and ``parameter.<name>`` for every
   top-level parameter whose value is short;
 - files: every file of the folder under its relative path (``node.json``, ``data.json``, the npz,
@@ -255,6 +257,17 @@ class QualibrateSync(SyncSourceFileBase):
         for key in ("workflow_parent_id", "run_start", "run_end"):
             if meta.get(key) is not None:
                 attributes[key] = str(meta[key])
+        linked = {
+            "parent_folders": parents if isinstance(parents, list) else [],
+            "workflow_parent_folder": [meta.get("workflow_parent_id")],
+            "children_folders": meta.get("children") or [],
+        }
+        if any(v is not None for ids in linked.values() for v in ids):
+            index = self._folders_by_id()
+            for key, ids in linked.items():
+                folders = [index[i] for i in ids if isinstance(i, int) and i in index]
+                if folders:
+                    attributes[key] = ", ".join(folders)
         children = meta.get("children")
         if isinstance(children, list) and children:
             attributes["children"] = ", ".join(str(c) for c in children)
@@ -276,6 +289,25 @@ class QualibrateSync(SyncSourceFileBase):
             keywords=[str(kind)] if kind else [],
             attributes=attributes,
         )
+
+    def _folders_by_id(self) -> dict[int, str]:
+        """Node id → relative folder path of every node folder of the storage (names only)."""
+        index: dict[int, str] = {}
+        root = self.root_path()
+        try:
+            days = sorted(e.name for e in os.scandir(root) if e.is_dir() and is_day_folder(e.name))
+        except OSError:
+            return index
+        for day in days:
+            try:
+                names = sorted(e.name for e in os.scandir(root / day) if e.is_dir())
+            except OSError:
+                continue
+            for name in names:
+                parsed = parse_folder_name(name)
+                if parsed is not None:
+                    index.setdefault(parsed.node_id, f"{day}/{name}")
+        return index
 
     @staticmethod
     def _parameter_values(node: NodeFolder) -> dict[str, Any]:
