@@ -38,7 +38,15 @@ def _repository_backends() -> list[tuple[str, str, Path]]:
 
 def test_the_six_backends_are_registered() -> None:
     names = {name for name, _, _ in _repository_backends()}
-    assert names >= {"native", "folderbase", "qcodes", "quantify", "labber", "core-tools"}
+    assert names >= {
+        "native",
+        "folderbase",
+        "qcodes",
+        "quantify",
+        "labber",
+        "core-tools",
+        "qualibrate",
+    }
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SIX = {"native", "folderbase", "qcodes", "quantify", "labber", "core-tools"}
+SIX = {"native", "folderbase", "qcodes", "quantify", "labber", "core-tools", "qualibrate"}
 
 
 def test_backends_lists_every_connector_and_the_converters(agent_cli: Any) -> None:

@@ -129,7 +129,7 @@ def test_every_variable_equals_the_source(
             np.testing.assert_allclose(axis.values, trace.dt * np.arange(trace.trace_points))
             assert axis.attrs["units"] == trace.x_unit
         # 3. nothing unexplained in the file
-        known = {variable_name(c) for c in truth} | {"Time stamp"}
+        known = {variable_name(c) for c in truth} | {"Time stamp", "Time stamp (steps)"}
         known |= {variable_name(c.x_name) for c in log.channels if c.trace_points}
         assert set(ds.variables) <= known, set(ds.variables) - known
 

@@ -61,17 +61,35 @@ def test_tuid_validation(text: str, valid: bool) -> None:
             "20240304-091507-456-a1b2c3",
             "Rabi (amp=0.5). x-y",
         ),
+        # quantify-core opens these too (get_tuids_containing: name[:26] is a valid TUID;
+        # load_dataset: the day folder's entry containing the TUID).
+        ("20240304-091507-456-a1b2c3 T1 q0", "20240304-091507-456-a1b2c3", "T1 q0"),
+        ("20240304-091507-456-a1b2c3_chevron", "20240304-091507-456-a1b2c3", "chevron"),
+        ("20240304-091507-456-a1b2c3x", "20240304-091507-456-a1b2c3", "x"),
+        ("copy of 20240304-091507-456-a1b2c3-T1", "20240304-091507-456-a1b2c3", "copy of T1"),
     ],
 )
 def test_folder_names_split_into_tuid_and_name(folder: str, tuid: str, name: str) -> None:
-    parsed = parse_folder_name(folder)
+    parsed = parse_folder_name(folder, "20240304")
     assert parsed is not None
     assert (parsed.tuid, parsed.name) == (tuid, name)
 
 
-@pytest.mark.parametrize("folder", ["20240304-091507-456-a1b2c3x", "notes", "2024-03-04 scans"])
+@pytest.mark.parametrize(
+    "folder",
+    [
+        "notes",
+        "2024-03-04 scans",
+        "20240304-251507-456-a1b2c3-bad hour",
+        "copy of 20240305-091507-456-a1b2c3",  # a TUID of another day: load_dataset misses it
+    ],
+)
 def test_non_tuid_folders_are_not_experiments(folder: str) -> None:
-    assert parse_folder_name(folder) is None
+    assert parse_folder_name(folder, "20240304") is None
+
+
+def test_a_tuid_inside_the_name_needs_the_day() -> None:
+    assert parse_folder_name("copy of 20240304-091507-456-a1b2c3") is None
 
 
 def test_tuid_time_keeps_milliseconds_and_uses_the_configured_timezone() -> None:

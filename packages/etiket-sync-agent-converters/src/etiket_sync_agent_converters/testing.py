@@ -21,8 +21,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from etiket_sync_agent_converters.zarr_store import crc32c
-
 __all__ = [
     "make_demo_zarr",
     "write_v2_array",
@@ -38,6 +36,27 @@ _V3_NAMES = {
     "f": {2: "float16", 4: "float32", 8: "float64"},
     "c": {8: "complex64", 16: "complex128"},
 }
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as zarr v3's ``crc32c`` codec stores it (for hand-written stores)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
 
 
 def _json_fill(value: Any) -> Any:
@@ -85,6 +104,15 @@ def _vlen_utf8(block: np.ndarray[Any, Any], order: Literal["C", "F"]) -> bytes:
     )
 
 
+def _compressor_config(compressor: str | None) -> dict[str, Any] | None:
+    """The ``.zarray`` compressor entry numcodecs expects for a codec id."""
+    if compressor is None:
+        return None
+    if compressor == "lzma":
+        return {"id": "lzma", "format": 1, "check": -1, "preset": None, "filters": None}
+    return {"id": compressor, "level": 5}
+
+
 def write_v2_group(folder: Path, attributes: dict[str, Any] | None = None) -> Path:
     """A zarr v2 group folder (``.zgroup`` and optional ``.zattrs``)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +145,7 @@ def write_v2_array(
         "shape": list(values.shape),
         "chunks": list(chunks),
         "dtype": "|O" if strings else values.dtype.str,
-        "compressor": None if compressor is None else {"id": compressor, "level": 5},
+        "compressor": _compressor_config(compressor),
         "fill_value": _json_fill(fill_value),
         "order": order,
         "filters": [{"id": "vlen-utf8"}] if strings else None,

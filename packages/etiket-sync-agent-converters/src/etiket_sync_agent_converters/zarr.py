@@ -1,8 +1,8 @@
 """zarr → netCDF4 (HDF5) and zarr → deterministic zip.
 
-A zarr store is a folder such as ``scan.zarr``. :class:`ZarrToNetCDF` reads it with the built-in
-reader of :mod:`etiket_sync_agent_converters.zarr_store` (zarr v2 and v3, standard-library
-compressors; see there for the exact list) and writes every group as a netCDF group and every
+A zarr store is a folder such as ``scan.zarr``. :class:`ZarrToNetCDF` reads it through
+:mod:`etiket_sync_agent_converters.zarr_store` (the ``zarr`` and ``numcodecs`` libraries: zarr v2
+and v3, every codec they support) and writes every group as a netCDF group and every
 array as a variable, chunk by chunk, with its attributes. :class:`ZarrToZip` packs the folder into
 a zip whose bytes depend only on the files' names and contents (sorted entries, fixed timestamps
 and permissions, no compression), so the same store always gives the same MD5 and is not uploaded

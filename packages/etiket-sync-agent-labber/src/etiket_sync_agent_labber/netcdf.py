@@ -41,7 +41,9 @@ from etiket_sync_agent_labber.reader import (
     TraceInfo,
     channel_table,
     data_array,
+    log_header,
     step_config_values,
+    time_stamps,
 )
 
 __all__ = ["ConversionSummary", "variable_name", "write_log"]
@@ -184,6 +186,7 @@ def write_log(
     source_name: str,
 ) -> ConversionSummary:
     """Write one log of an open Labber file to ``target`` (HDF5-netCDF, complex kept complex)."""
+    header = log_header(handle, group, header)  # an appended Log_N has its own creation_time
     summary = ConversionSummary(warnings=list(layout.warnings))
     channels = channel_table(handle, group)
     capacity = layout.capacity
@@ -280,6 +283,27 @@ def write_log(
             var = nc.create_variable(name, grid_dims, dtype=np.float64, data=grid)
             _attrs(var, {"units": "s", "long_name": "Time stamp", "labber_kind": "trace time"})
             summary.variables[name] = (grid_dims, "Time stamp")
+        outer = time_stamps(group, layout)
+        if outer is not None:
+            name = names.take(
+                "Time stamp" if "Time stamp" not in names.used else "Time stamp (steps)"
+            )
+            if outer.on_grid:
+                stamp_dims = grid_dims[:-1]
+            else:
+                stamp_dims = (names.take(f"{name} index"),)
+                nc.dimensions[stamp_dims[0]] = outer.values.shape[0]
+            var = nc.create_variable(name, stamp_dims, dtype=np.float64, data=outer.values)
+            _attrs(
+                var,
+                {
+                    "units": "s",
+                    "long_name": "Time stamp",
+                    "labber_kind": "step time",
+                    "labber_path": "Data/Time stamp",
+                },
+            )
+            summary.variables[name] = (stamp_dims, "Time stamp")
     return summary
 
 

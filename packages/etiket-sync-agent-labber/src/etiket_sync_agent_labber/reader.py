@@ -14,7 +14,10 @@ A Labber log file holds, at its root:
 - ``Step list`` / ``Step config`` (one group per step channel; a ``/`` in a channel name makes
   nested groups), ``Log list``, ``Instrument config``, ``Instruments``, ``Settings``, ``Tags``;
 - additional logs appended to the same file as groups ``Log_2``, ``Log_3``, ... with their own
-  ``Data`` and ``Traces`` (and, when they differ, their own step tables).
+  ``Data`` and ``Traces`` (and, when they differ, their own step tables) and their own
+  ``creation_time`` attribute;
+- ``Data/Time stamp``: one POSIX time per outer step (per entry along the last axis of
+  ``Data/Data``), in each log.
 
 Files are opened read-only with ``locking=False`` (HDF5 file locks would make the writer fail).
 A file that is still changing is first copied into a private work folder (see
@@ -23,6 +26,7 @@ A file that is still changing is first copied into a private work folder (see
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -44,6 +48,7 @@ __all__ = [
     "Column",
     "LabberHeader",
     "LogLayout",
+    "TimeStamps",
     "TraceInfo",
     "channel_table",
     "check_hdf5_signature",
@@ -52,14 +57,17 @@ __all__ = [
     "is_completed",
     "jsonable",
     "log_groups",
+    "log_header",
     "log_layout",
     "open_file",
     "open_labber",
     "private_copy",
     "read_header",
     "step_config_values",
+    "stored_string_list",
     "string_list",
     "table_rows",
+    "time_stamps",
 ]
 
 #: The HDF5 superblock signature.
@@ -101,6 +109,22 @@ def string_list(value: Any) -> list[str]:
         return []
     texts = [decode(v).strip() for v in array.reshape(-1)]
     return [t for t in texts if t]
+
+
+def stored_string_list(value: Any) -> list[str]:
+    """A Tags-like attribute as stored: like :func:`string_list`, but empty strings are kept.
+
+    ``['']`` (an array holding one empty string, or an empty plain string) stays ``['']``; only
+    Labber's empty float array (and a missing attribute) is ``[]``.
+    """
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, np.bytes_, np.str_)):
+        return [decode(value)]
+    array = np.asarray(value)
+    if array.size == 0 or array.dtype.kind in "fiucb":
+        return []
+    return [decode(v) for v in array.reshape(-1)]
 
 
 def _finite_or_text(value: float) -> float | str:
@@ -290,19 +314,40 @@ class LabberHeader:
     project: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     user: list[str] = field(default_factory=list)
+    #: ``Tags`` attributes ``project``, ``tags``, ``user`` as stored (empty strings kept).
+    stored_tags: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _creation_time(raw_time: Any) -> float | None:
+    if raw_time is None:
+        return None
+    try:
+        value = float(np.asarray(raw_time).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def log_header(handle: h5py.File, group: h5py.Group, header: LabberHeader) -> LabberHeader:
+    """The header of one log: an appended ``Log_N`` has its own ``creation_time`` (and
+    ``log_name``/``comment`` when it carries them); the root log is the file's header."""
+    if group.name == "/":
+        return header
+    attrs = group.attrs
+    own_time = _creation_time(attrs.get("creation_time"))
+    own_name = decode(attrs["log_name"]).strip() if "log_name" in attrs else ""
+    return dataclasses.replace(
+        header,
+        creation_time=own_time if own_time is not None else header.creation_time,
+        log_name=own_name or header.log_name,
+        comment=decode(attrs["comment"]) if "comment" in attrs else header.comment,
+    )
 
 
 def read_header(handle: h5py.File) -> LabberHeader:
     """Root attributes and ``Tags`` of an open file (missing ones get neutral values)."""
     attrs = handle.attrs
-    raw_time = attrs.get("creation_time")
-    creation_time: float | None = None
-    if raw_time is not None:
-        try:
-            value = float(np.asarray(raw_time).reshape(-1)[0])
-        except (TypeError, ValueError, IndexError):
-            value = math.nan
-        creation_time = value if math.isfinite(value) else None
+    creation_time = _creation_time(attrs.get("creation_time"))
     star_raw = attrs.get("star", False)
     try:
         star = bool(np.asarray(star_raw).reshape(-1)[0]) if np.asarray(star_raw).size else False
@@ -319,6 +364,11 @@ def read_header(handle: h5py.File) -> LabberHeader:
         project=string_list(tag_attrs.get("Project")),
         tags=string_list(tag_attrs.get("Tags")),
         user=string_list(tag_attrs.get("User")),
+        stored_tags={
+            "project": stored_string_list(tag_attrs.get("Project")),
+            "tags": stored_string_list(tag_attrs.get("Tags")),
+            "user": stored_string_list(tag_attrs.get("User")),
+        },
     )
 
 
@@ -646,3 +696,38 @@ def data_array(group: h5py.Group) -> h5py.Dataset | None:
     data_group = group.get("Data")
     data = data_group.get("Data") if isinstance(data_group, h5py.Group) else None
     return data if isinstance(data, h5py.Dataset) else None
+
+
+@dataclass
+class TimeStamps:
+    """A log's ``Data/Time stamp``: one POSIX time per outer step.
+
+    ``values`` is shaped like the outer steps of the grid, outermost first (the grid's dimensions
+    without the innermost step), padded with NaN for steps not reached; ``on_grid`` is False when
+    the stamps do not fit the grid (then ``values`` is the flat list as stored).
+    """
+
+    values: Array
+    on_grid: bool
+
+
+def time_stamps(group: h5py.Group, layout: LogLayout) -> TimeStamps | None:
+    """``Data/Time stamp`` of a log (the root or a ``Log_N`` group), if it has one."""
+    data_group = group.get("Data")
+    stamps = data_group.get("Time stamp") if isinstance(data_group, h5py.Group) else None
+    if not isinstance(stamps, h5py.Dataset) or not stamps.size:
+        return None
+    try:
+        flat = np.asarray(stamps[()], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        layout.warnings.append(f"{layout.label}: Data/Time stamp is not numeric; not converted")
+        return None
+    first = layout.dims[0] if layout.dims else 1
+    inner_matches = layout.data_shape is None or layout.data_shape[0] == first
+    outer = layout.dims[1:] if layout.dims else []
+    capacity = int(math.prod(outer)) if outer else 1
+    if not inner_matches or "point" in layout.dim_channels or flat.size > capacity:
+        return TimeStamps(flat, on_grid=False)
+    padded = np.full(capacity, np.nan)
+    padded[: flat.size] = flat
+    return TimeStamps(padded.reshape(tuple(reversed(outer))), on_grid=True)

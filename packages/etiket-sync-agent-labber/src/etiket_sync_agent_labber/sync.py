@@ -554,7 +554,8 @@ def _settings_document(
         "comment": header.comment,
         "star": header.star,
         "labber_version": header.version,
-        "tags": {"project": header.project, "tags": header.tags, "user": header.user},
+        "tags": header.stored_tags
+        or {"project": header.project, "tags": header.tags, "user": header.user},
         "attributes": root_attrs,
         "settings": attrs_dict(handle["Settings"]) if "Settings" in handle else {},
         "step_list": table_rows(handle.get("Step list")),

@@ -76,6 +76,8 @@ class LogSpec:
 
     steps: list[StepChannel]
     channels: list[LogChannel]
+    #: An appended log's own ``creation_time`` (written on its ``Log_N`` group); None: not written.
+    creation_time: float | None = None
 
     @property
     def swept(self) -> list[StepChannel]:
@@ -100,9 +102,10 @@ class LabberFileSpec:
     logs: list[LogSpec]
     comment: str = ""
     star: bool = False
-    project: str = ""
+    #: A str is stored as Labber stores one value; a list (e.g. ``[""]``) as an array of strings.
+    project: str | list[str] = ""
     tags: list[str] = field(default_factory=list)
-    user: str = ""
+    user: str | list[str] = ""
     seed: int = 0
     settings: dict[str, Any] = field(
         default_factory=lambda: {
@@ -261,6 +264,12 @@ def _column_block(spec: LabberFileSpec, log: LogSpec, start: int, stop: int) -> 
     return np.stack(cols, axis=1)[start:stop]
 
 
+def _tag_value(value: str | list[str], empty: Array) -> Any:
+    if isinstance(value, list):
+        return np.asarray(value, dtype=_STR) if value else empty
+    return value if value else empty
+
+
 def _write_step_config(group: Any, log: LogSpec) -> None:
     config = group.create_group("Step config")
     item_fields = [
@@ -368,6 +377,9 @@ def _write_log_arrays(group: Any, spec: LabberFileSpec, log: LogSpec, written: i
     traces.create_dataset(
         "Time stamp", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(64,)
     )
+    data_group.create_dataset(
+        "Time stamp", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(64,)
+    )
     _grow(group, spec, log, 0, written)
 
 
@@ -411,6 +423,13 @@ def _grow(group: Any, spec: LabberFileSpec, log: LogSpec, old: int, new: int) ->
     stamps = traces["Time stamp"]
     stamps.resize((new,))
     stamps[old:new] = spec.creation_time + 0.25 * np.arange(old, new)
+    # Data/Time stamp: one per outer step (per started block of the innermost step).
+    n0 = log.dims[0] if log.dims else 1
+    outer = group["Data"]["Time stamp"]
+    first, last = math.ceil(old / n0), math.ceil(new / n0)
+    start = log.creation_time if log.creation_time is not None else spec.creation_time
+    outer.resize((last,))
+    outer[first:last] = start + 0.25 * n0 * np.arange(first, last)
     group["Data"].attrs["Written points"] = new
 
 
@@ -550,13 +569,15 @@ def write_labber_file(
         tags = f.create_group("Tags")
         # Labber stores an empty list (or an empty project/user) as an empty float array.
         empty = np.zeros(0, dtype=np.float64)
-        tags.attrs["Project"] = spec.project if spec.project else empty
+        tags.attrs["Project"] = _tag_value(spec.project, empty)
         tags.attrs["Tags"] = np.asarray(spec.tags, dtype=_STR) if spec.tags else empty
-        tags.attrs["User"] = spec.user if spec.user else empty
+        tags.attrs["User"] = _tag_value(spec.user, empty)
 
         for index, log in enumerate(spec.logs):
             last = index == len(spec.logs) - 1
             group = f if index == 0 else f.create_group(f"Log_{index + 1}")
+            if index and log.creation_time is not None:
+                group.attrs["creation_time"] = float(log.creation_time)
             if index:
                 group.attrs["Step dimensions"] = np.asarray(
                     [len(s.values) for s in log.steps], dtype=np.int64

@@ -156,8 +156,8 @@ class QuantifyDataset:
 
     @property
     def is_grid(self) -> bool:
-        """Quantify flagged the run as a 2-D grid (``grid_2d``)."""
-        return _truthy(self.attrs.get("grid_2d"))
+        """Quantify flagged the run as a 2-D grid (``grid_2d``; older quantify-core: ``2D-grid``)."""
+        return _truthy(self.attrs.get("grid_2d")) or _truthy(self.attrs.get("2D-grid"))
 
     @property
     def has_nan(self) -> bool:

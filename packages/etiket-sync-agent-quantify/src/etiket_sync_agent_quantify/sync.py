@@ -1,8 +1,13 @@
 """The quantify backend: one dataset per Quantify experiment folder (``YYYYmmDD/<tuid>[-<name>]``).
 
+Experiment folders are those quantify-core opens: a name starting with a valid TUID followed by
+anything (``-<name>``, `` <name>``, ...), or holding a TUID of its day folder; see
+:func:`etiket_sync_agent_quantify.tuid.parse_folder_name`. A folder without ``dataset.hdf5`` (a
+snapshot-only experiment) is a dataset of the files it has.
+
 What a dataset gets:
 
-- record: name = the folder name after the TUID (else the dataset's ``name`` attribute, else the
+- record: name = the folder name around the TUID (else the dataset's ``name`` attribute, else the
   TUID), ``alt_uid`` and attribute ``tuid`` = the TUID, collected = the TUID's time in the
   configured timezone, keywords = ``long_name`` (else ``name``) of every settable and gettable,
   attributes = ``static_attributes`` + ``set-up`` + ``tuid``;
@@ -59,7 +64,12 @@ from etiket_sync_agent_quantify.dataset import (
     private_copy,
 )
 from etiket_sync_agent_quantify.names import assign_names
-from etiket_sync_agent_quantify.tuid import is_day_folder, parse_folder_name, tuid_time
+from etiket_sync_agent_quantify.tuid import (
+    is_day_folder,
+    parse_folder_name,
+    skip_reason,
+    tuid_time,
+)
 
 __all__ = [
     "DATASET_FILE",
@@ -169,26 +179,37 @@ class QuantifySync(SyncSourceFileBase):
         super().__init__(config)
         self._claims: dict[str, str] = {}
         self._claims_lock = threading.Lock()
+        self._skipped: set[str] = set()
 
     def root_path(self) -> Path:
         return Path(self.config.quantify_directory)
 
     # -- discovery -------------------------------------------------------------------------------
     def accept_path(self, rel_path: PurePosixPath, abs_path: Path) -> bool:
-        """Only ``YYYYmmDD/<valid tuid>[-<name>]`` folders are experiments; the rest is ignored."""
+        """Folders of ``YYYYmmDD`` day folders that quantify-core opens are experiments.
+
+        That is a name starting with a valid TUID (``<tuid>``, ``<tuid>-<name>``, ``<tuid> <name>``
+        ...) or holding a TUID of that day (see :func:`~etiket_sync_agent_quantify.tuid.parse_folder_name`).
+        Any other folder of a day folder is logged once, with the reason.
+        """
         if len(rel_path.parts) != 2 or any(p.startswith(".") for p in rel_path.parts):
             return False
         day, folder = rel_path.parts
         if not is_day_folder(day):
             return False
-        parsed = parse_folder_name(folder)
+        parsed = parse_folder_name(folder, day)
         if parsed is None:
-            _log.debug("quantify: %s is not a TUID folder; ignored", rel_path)
+            rel = rel_path.as_posix()
+            with self._claims_lock:
+                first = rel not in self._skipped
+                self._skipped.add(rel)
+            if first:
+                _log.info("quantify: %s skipped: %s", rel, skip_reason(folder))
             return False
         return True
 
     def make_item(self, rel_path: PurePosixPath, abs_path: Path) -> SyncItem | None:
-        parsed = parse_folder_name(rel_path.name)
+        parsed = parse_folder_name(rel_path.name, rel_path.parent.name)
         if parsed is None:
             return None
         rel = rel_path.as_posix()
@@ -250,15 +271,15 @@ class QuantifySync(SyncSourceFileBase):
         folder = self._folder(item)
         if not folder.is_dir():
             raise SyncError(f"experiment folder {folder} no longer exists")
-        parsed = parse_folder_name(folder.name)
+        parsed = parse_folder_name(folder.name, folder.parent.name)
         if parsed is None:
-            raise SyncError(f"{folder.name!r} does not start with a valid TUID")
+            raise SyncError(f"{folder.name!r} holds no valid TUID")
         tuid = parsed.tuid
         listing = self._list_files(folder)
         for rel in listing.unreadable:
             ctx.add_error(f"permission denied reading {rel}; it was not uploaded")
 
-        copied = self._read_dataset(folder, listing, ctx, live=live)
+        copied = self._read_dataset(folder, listing, ctx, live=live, tuid=tuid)
         dataset_name = parsed.name.strip()
         if not dataset_name and copied is not None:
             attr_name = copied.dataset.attrs.get("name")
@@ -314,7 +335,7 @@ class QuantifySync(SyncSourceFileBase):
         return _FolderFiles(sorted(files), sorted(unreadable))
 
     def _read_dataset(
-        self, folder: Path, listing: _FolderFiles, ctx: SyncContext, *, live: bool
+        self, folder: Path, listing: _FolderFiles, ctx: SyncContext, *, live: bool, tuid: str
     ) -> CopiedDataset | None:
         label = f"{folder.name}/{DATASET_FILE}"
         present = any(rel == DATASET_FILE for rel, _ in listing.files)
@@ -324,8 +345,11 @@ class QuantifySync(SyncSourceFileBase):
             if live:
                 ctx.add_log(f"{DATASET_FILE} is not written yet", logging.INFO)
             else:
-                ctx.add_error(
-                    f"the experiment folder has no {DATASET_FILE}; its other files were uploaded"
+                # quantify-core writes snapshot-only experiments (no dataset) for some runs.
+                ctx.add_log(
+                    f"the experiment folder has no {DATASET_FILE}: synced as a dataset of the "
+                    "files it has",
+                    logging.INFO,
                 )
             return None
         target = ctx.work_path(f"read/{DATASET_FILE}")
@@ -354,9 +378,9 @@ class QuantifySync(SyncSourceFileBase):
         if copied.attempts > 1:
             ctx.add_log(f"{DATASET_FILE} was being rewritten; read it on attempt {copied.attempts}")
         tuid_attr = copied.dataset.tuid
-        if tuid_attr and tuid_attr != folder.name[:26]:
+        if tuid_attr and tuid_attr != tuid:
             ctx.add_log(
-                f"{DATASET_FILE} says tuid {tuid_attr} but the folder is {folder.name[:26]}",
+                f"{DATASET_FILE} says tuid {tuid_attr} but the folder is {tuid}",
                 logging.WARNING,
             )
         return copied

@@ -47,6 +47,7 @@ __all__ = [
     "spec_complex",
     "write_dataset_file",
     "write_experiment",
+    "write_folder_name_cases",
 ]
 
 Format = Literal["hdf5", "netcdf3"]
@@ -445,3 +446,28 @@ def make_demo_source(root: Path) -> dict[str, Any]:
             root, start + dt.timedelta(minutes=7 * i), name, spec, salt=i, seed=i, **options
         )
     return {"quantify_directory": str(root), "set_up": "demo-fridge"}
+
+
+#: Folder-name styles seen in real data directories: style → folder name from the TUID.
+FOLDER_NAME_CASES: dict[str, str] = {
+    "dash": "{tuid}-T1 q0",
+    "space": "{tuid} T1 q0",
+    "underscore": "{tuid}_T1",
+    "suffix": "{tuid}x",
+    "inside": "copy of {tuid}-T1",
+    "plain": "{tuid}",
+}
+
+
+def write_folder_name_cases(root: Path, when: dt.datetime) -> dict[str, str]:
+    """One complete experiment per :data:`FOLDER_NAME_CASES` style; returns style → TUID.
+
+    ``tools/check_folder_names.py`` opens the same folders with quantify-core's own
+    ``load_dataset``; the tests check that discovery accepts exactly what it opens.
+    """
+    tuids: dict[str, str] = {}
+    for index, (style, pattern) in enumerate(FOLDER_NAME_CASES.items()):
+        tuid, folder = write_experiment(root, when + dt.timedelta(seconds=index), "x", salt=style)
+        folder.rename(folder.parent / pattern.format(tuid=tuid))
+        tuids[style] = tuid
+    return tuids

@@ -4,6 +4,12 @@ A TUID (time-based unique identifier) is ``YYYYmmDD-HHMMSS-sss-xxxxxx``: the loc
 of the run with milliseconds, and six alphanumeric characters (the start of a uuid4). Quantify
 stores a run in ``<datadir>/YYYYmmDD/<tuid>`` or ``<datadir>/YYYYmmDD/<tuid>-<name>``; the name is
 free text (spaces, ``=``, ``(``, ``.`` ... all occur).
+
+Which folders quantify-core itself opens (facts from its ``data.handling``):
+``locate_experiment_container(tuid)`` (used by ``load_dataset``) lists the day folder ``tuid[:8]``
+and takes a folder whose name *contains* the TUID; ``get_tuids_containing`` takes every folder whose
+first 26 characters are a valid TUID, whatever follows. So ``<tuid> <name>`` (a space),
+``<tuid>_<name>`` and even a TUID inside the name are experiment folders too.
 """
 
 from __future__ import annotations
@@ -13,9 +19,18 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-__all__ = ["ExperimentFolder", "is_day_folder", "is_valid_tuid", "parse_folder_name", "tuid_time"]
+__all__ = [
+    "ExperimentFolder",
+    "is_day_folder",
+    "is_valid_tuid",
+    "parse_folder_name",
+    "skip_reason",
+    "tuid_time",
+]
 
 _TUID_RE = re.compile(r"^\d{8}-\d{6}-\d{3}-[0-9A-Za-z]{6}$")
+_TUID_SEARCH = re.compile(r"(?<![0-9A-Za-z])\d{8}-\d{6}-\d{3}-[0-9A-Za-z]{6}(?![0-9A-Za-z])")
+_SEPARATORS = "-_ "
 TUID_LENGTH = 26
 
 
@@ -57,12 +72,38 @@ class ExperimentFolder:
     name: str
 
 
-def parse_folder_name(folder_name: str) -> ExperimentFolder | None:
-    """Split ``<tuid>[-<name>]``; ``None`` when the folder is not a Quantify experiment folder."""
+def _clean_name(text: str) -> str:
+    """The run name around a TUID: one separator (``-``, ``_``, space) and outer spaces dropped."""
+    text = text.strip()
+    if text[:1] in _SEPARATORS:
+        text = text[1:]
+    return text.strip()
+
+
+def parse_folder_name(folder_name: str, day: str | None = None) -> ExperimentFolder | None:
+    """Split an experiment folder name into TUID and run name, as quantify-core finds folders.
+
+    ``<tuid>``, ``<tuid>-<name>``, ``<tuid> <name>``, ``<tuid>_<name>`` and ``<tuid><anything>``
+    (the name loses one leading separator). With ``day`` (the ``YYYYmmDD`` folder the name is in),
+    a name holding a TUID of that day elsewhere (``copy of <tuid>``) is one too, since
+    quantify-core's ``load_dataset`` finds it. ``None`` when the name holds no such TUID.
+    """
     tuid = folder_name[:TUID_LENGTH]
-    if not is_valid_tuid(tuid):
+    if is_valid_tuid(tuid):
+        return ExperimentFolder(tuid=tuid, name=_clean_name(folder_name[TUID_LENGTH:]))
+    if day is None:
         return None
-    rest = folder_name[TUID_LENGTH:]
-    if rest and not rest.startswith("-"):
-        return None  # e.g. "<tuid>x": not how Quantify names folders
-    return ExperimentFolder(tuid=tuid, name=rest[1:])
+    for match in _TUID_SEARCH.finditer(folder_name):
+        found = match.group(0)
+        if found[:8] == day and is_valid_tuid(found):
+            before = folder_name[: match.start()].strip(_SEPARATORS)
+            after = _clean_name(folder_name[match.end() :])
+            return ExperimentFolder(tuid=found, name=" ".join(p for p in (before, after) if p))
+    return None
+
+
+def skip_reason(folder_name: str) -> str:
+    """Why :func:`parse_folder_name` refused a folder of a day folder (for the log)."""
+    if folder_name[:8].isdigit() and len(folder_name) >= TUID_LENGTH:
+        return f"{folder_name[:TUID_LENGTH]!r} is not a valid TUID (YYYYmmDD-HHMMSS-sss-xxxxxx)"
+    return "its name holds no TUID of this day (YYYYmmDD-HHMMSS-sss-xxxxxx)"
