@@ -101,7 +101,6 @@ def _file_differences(version: FileVersion, body: FileCreate) -> list[str]:
         "ds_uuid": str(body.ds_uuid),
         "name": body.name,
         "filename": body.filename,
-        "creator": body.creator,
         "collected": to_utc_naive(body.collected),
         "type": body.type,
         "file_generator": body.file_generator or "",
@@ -110,7 +109,6 @@ def _file_differences(version: FileVersion, body: FileCreate) -> list[str]:
         "ds_uuid": version.ds_uuid,
         "name": version.name,
         "filename": version.filename,
-        "creator": version.creator,
         "collected": version.collected,
         "type": version.type,
         "file_generator": version.file_generator or "",
@@ -156,7 +154,7 @@ async def create_file(request: Request) -> Response:
             raise ApiError(
                 409,
                 "file_already_exists",
-                f"file uuid {file_uuid} belongs to another dataset ({other_dataset})",
+                f"file uuid {file_uuid} belongs to another dataset",
             )
         now = utcnow()
         version = FileVersion(
@@ -165,7 +163,7 @@ async def create_file(request: Request) -> Response:
             ds_uuid=ds_uuid,
             name=body.name,
             filename=body.filename,
-            creator=body.creator,
+            creator=user.sub,  # who is authenticated, whatever the body claims
             collected=to_utc_naive(body.collected),
             size=body.size,
             type=body.type,
