@@ -11,7 +11,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -61,6 +61,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "server_error", f"internal server error: {type(exc).__name__}")
 
 
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request: nothing to answer, nothing to trace back."""
+    _log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
 def create_app(
     data_dir: Path,
     *,
@@ -102,6 +108,7 @@ def create_app(
         catalog.close()
 
     handlers = dict(exception_handlers)
+    handlers[ClientDisconnect] = _client_disconnected
     handlers[Exception] = _unexpected_error
     app = _LocalServerApp(
         routes=[

@@ -118,7 +118,7 @@ def verify_password(catalog: Catalog, sub: str, password: str) -> bool:
         user = session.get(User, sub)
         stored = row.password_hash if row is not None else _dummy_hash()
         try:
-            ok = _HASHER.verify(stored, password)
+            ok: bool = _HASHER.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None or user is None or not user.is_enabled:

@@ -238,6 +238,8 @@ class FileVersion(Base):
     etag: Mapped[str | None] = mapped_column(String(64), nullable=True)
     checksum_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
     """How ``md5_checksum`` was verified: ``md5`` (the bytes) or ``md5_netcdf4`` (the content)."""
+    object_md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Hex MD5 of the stored bytes (the ``ETag`` of a download, PROTOCOL §0.8)."""
     stored_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     secured_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -275,7 +277,7 @@ class UploadPart(Base):
     uploaded: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-_ADDED_COLUMNS = {"files": {"checksum_kind": "VARCHAR(20)"}}
+_ADDED_COLUMNS = {"files": {"checksum_kind": "VARCHAR(20)", "object_md5": "VARCHAR(32)"}}
 
 
 def _add_missing_columns(engine: Engine) -> None:
