@@ -335,7 +335,7 @@ def test_restrict_permissions_is_a_no_op_on_windows(
     target = tmp_path / "f"
     target.write_bytes(b"x")
     target.chmod(0o644)
-    monkeypatch.setattr(catalog_module.os, "name", "nt")
+    monkeypatch.setattr(catalog_module, "_POSIX_MODES", False)
     catalog_module.restrict_permissions(target)  # must not raise nor chmod
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
 

@@ -290,13 +290,16 @@ def _add_missing_columns(engine: Engine) -> None:
                     connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
 
+_POSIX_MODES = os.name != "nt"
+
+
 def restrict_permissions(path: Path) -> None:
     """Make ``path`` readable by its owner only (0600) where the OS has POSIX modes.
 
     On Windows ``os.chmod`` can only toggle the read-only flag, so nothing is done there; the
     data directory's ACL (the user's profile) protects the file.
     """
-    if os.name == "nt":
+    if not _POSIX_MODES:
         return
     with contextlib.suppress(FileNotFoundError):
         os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
