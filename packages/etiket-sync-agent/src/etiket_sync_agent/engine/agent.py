@@ -681,7 +681,12 @@ class Agent:
             else None
         )
         identity = content or md5
-        if latest is not None and latest.md5 == identity and latest.size == st.st_size:
+        same_content = latest is not None and latest.md5 == identity
+        if same_content and content is not None and latest is not None and latest.status == "done":
+            # same netCDF content in another layout (size may differ): not a new version
+            self.store.touch_file(latest.id, st.st_size, st.st_mtime_ns)
+            return 0
+        if latest is not None and same_content and latest.size == st.st_size:
             if latest.status == "done":
                 self.store.touch_file(latest.id, st.st_size, st.st_mtime_ns)
                 return 0

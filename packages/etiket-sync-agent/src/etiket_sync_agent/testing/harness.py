@@ -64,14 +64,23 @@ class ServerFile:
 class AgentHarness:
     """A local server, a temporary tracking store and an agent, wired together."""
 
-    def __init__(self, base_dir: Path, *, options: EngineOptions | None = None) -> None:
+    def __init__(
+        self, base_dir: Path, *, options: EngineOptions | None = None, tls: bool = False
+    ) -> None:
+        """``tls``: the server speaks HTTPS with a self-signed certificate, which the agent's
+        client trusts through a CA bundle (as ``etiket-sync login --ca-bundle`` sets up)."""
         from etiket_local_server.testing import start_server
 
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.home = self.base_dir / "agent-home"
         self.home.mkdir(exist_ok=True)
-        self.server = start_server(self.base_dir / "server")
+        self.server = start_server(self.base_dir / "server", tls=tls)
+        self.verify: Any = True
+        if tls:
+            from etiket_sync_agent.platform.auth import tls_verify
+
+            self.verify = tls_verify(str(self.server.ca_bundle))
         self.token = self.server.create_token("harness")
         self.scope_name = "harness-scope"
         self.scope_uuid = self.server.create_scope(self.scope_name)
@@ -99,7 +108,7 @@ class AgentHarness:
         return record
 
     def client(self) -> EtiketClient:
-        return EtiketClient(self.server.url, self.token)
+        return EtiketClient(self.server.url, self.token, verify=self.verify)
 
     # -- running ---------------------------------------------------------------------------------
     def _options(self, overrides: dict[str, Any]) -> EngineOptions:
@@ -221,7 +230,7 @@ class AgentHarness:
     def _downloads(self) -> httpx.Client:
         """One keep-alive client for downloads (a new connection per file is most of the cost)."""
         if self._http is None:
-            self._http = httpx.Client(timeout=60)
+            self._http = httpx.Client(timeout=60, verify=self.verify)
         return self._http
 
     def items(self, source: str) -> list[Any]:
