@@ -119,6 +119,7 @@ def test_password_grant_refresh_rotation_and_revoke(tmp_path: Path) -> None:
         token = granted.json()
         assert token["token_type"] == "bearer"
         assert token["expires_in"] == 1
+        assert "scope" not in token  # oauthlib would raise "Scope has changed"
         bearer = {"Authorization": f"Bearer {token['access_token']}"}
         info = httpx.get(f"{server.url}/api/v3/token/userinfo", headers=bearer)
         assert info.json()["sub"] == "alice"

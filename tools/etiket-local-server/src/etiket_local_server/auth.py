@@ -201,7 +201,8 @@ def _issue(request: Request, sub: str) -> Response:
             "token_type": "bearer",
             "expires_in": int(ctx.access_token_ttl),
             "refresh_token": refresh,
-            "scope": "",
+            # no "scope": oauthlib raises "Scope has changed" when an answer names a scope the
+            # request did not ask for, and the platform's client asks for none
         },
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
