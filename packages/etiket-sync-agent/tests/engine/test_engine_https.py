@@ -97,7 +97,8 @@ def test_agent_syncs_over_https_and_dedups_regenerated_netcdf(tmp_path: Path) ->
         stored = {f.name: f for f in harness.server_files(dataset.uuid)}
         assert set(stored) == {"measurement.nc", "notes.txt"}
         assert stored["measurement.nc"].md5_declared == md5_netcdf4(nc_path)
-        assert stored["measurement.nc"].md5_stored == hashlib.md5(nc_path.read_bytes()).hexdigest()
+        assert stored["measurement.nc"].md5_stored == md5_netcdf4(nc_path)
+        assert stored["measurement.nc"].md5_bytes == hashlib.md5(nc_path.read_bytes()).hexdigest()
         assert stored["notes.txt"].md5_declared == stored["notes.txt"].md5_stored
 
         # regenerated with another HDF5 layout, same content: not a new version

@@ -24,6 +24,7 @@ from etiket_sync_agent.connectors.config import config_to_storage, parse_config
 from etiket_sync_agent.engine.agent import Agent, IterationReport
 from etiket_sync_agent.engine.options import EngineOptions
 from etiket_sync_agent.platform import EtiketClient
+from etiket_sync_agent.platform.upload import NETCDF_FILE_TYPE, validation_checksum
 from etiket_sync_agent.store import TrackingStore, open_store
 from etiket_sync_agent.testing.tree import tree_digest
 
@@ -49,7 +50,13 @@ def fast_options(**overrides: Any) -> EngineOptions:
 
 @dataclass
 class ServerFile:
-    """One secured file version on the server, with its stored bytes' MD5."""
+    """One secured file version on the server, with the checksum of its stored bytes.
+
+    ``md5_stored`` is computed from the downloaded bytes by the rule the platform validates with:
+    their MD5, or for ``HDF5_NETCDF`` files their content checksum ``md5_netcdf4`` (falling back
+    to the MD5 for bytes that are not netCDF4), so ``md5_declared == md5_stored`` checks the
+    declaration for every type. ``md5_bytes`` is always the plain MD5 of the bytes.
+    """
 
     dataset_uuid: str
     name: str
@@ -59,6 +66,8 @@ class ServerFile:
     md5_declared: str | None
     md5_stored: str
     status: str
+    md5_bytes: str = ""
+    file_type: str = ""
 
 
 class AgentHarness:
@@ -211,6 +220,16 @@ class AgentHarness:
                 continue
             assert f.S3_link, f"secured file {f.name} has no download link"
             body = self._downloads().get(f.S3_link).content
+            md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            file_type = f.type.value if hasattr(f.type, "value") else str(f.type)
+            stored = md5
+            if file_type == NETCDF_FILE_TYPE:
+                copy = self.base_dir / f".download-{f.uuid}-{f.version_id}"
+                copy.write_bytes(body)
+                try:
+                    stored = validation_checksum(copy, md5, file_type)
+                finally:
+                    copy.unlink(missing_ok=True)
             files.append(
                 ServerFile(
                     dataset_uuid,
@@ -219,8 +238,10 @@ class AgentHarness:
                     f.version_id,
                     f.size,
                     f.md5_checksum,
-                    hashlib.md5(body, usedforsecurity=False).hexdigest(),
+                    stored,
                     status,
+                    md5_bytes=md5,
+                    file_type=file_type,
                 )
             )
         return files
