@@ -71,7 +71,7 @@ def _check_live_run(harness: AgentHarness, source: str, run: qt.LiveRun, writer:
     assert sum(r.live for r in harness.reports) >= 1, "the run was never synced live"
     files = harness.server_files(item.dataset_uuid)
     final = _latest(files, "dataset.hdf5")
-    assert final.md5_stored == _md5(run.path), "the server does not hold the final data"
+    assert final.md5_bytes == _md5(run.path), "the server does not hold the final data"
     for f in files:
         assert f.md5_declared == f.md5_stored
 

@@ -15,7 +15,7 @@ import httpx
 from click.testing import CliRunner
 
 from etiket_local_server.cli import main
-from etiket_local_server.testing import start_server
+from etiket_local_server.testing import error_code, start_server
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -101,7 +101,7 @@ def test_serve_out_of_process_with_hidden_fault_option(tmp_path: Path) -> None:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
                 time.sleep(0.05)
         assert response.status_code == 503
-        assert response.json()["error"] == "service_unavailable"
+        assert error_code(response) == "service_unavailable"
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=20)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from etiket_local_server.testing import error_code
+
 if TYPE_CHECKING:
     from conftest import Api
 
@@ -34,7 +36,7 @@ def test_create_and_read_dataset(api: Api) -> None:
     assert scoped.status_code == 404
     missing = api.client.get("/api/v2/dataset/", params={"dataset_uuid": str(uuid.uuid4())})
     assert missing.status_code == 404
-    assert missing.json()["error"] == "dataset_not_found"
+    assert error_code(missing) == "dataset_not_found"
 
 
 def test_collected_with_another_offset_is_stored_as_utc(api: Api) -> None:
@@ -57,7 +59,7 @@ def test_create_conflicts_answer_409(api: Api) -> None:
     changed = dict(body, name="another name")
     conflict = api.client.post("/api/v2/dataset/", json=changed)
     assert conflict.status_code == 409
-    assert conflict.json()["error"] == "dataset_already_exists"
+    assert error_code(conflict) == "dataset_already_exists"
     assert "name" in conflict.json()["detail"]
 
     other_scope = api.server.create_scope("other scope")
@@ -69,7 +71,7 @@ def test_create_conflicts_answer_409(api: Api) -> None:
     clash = dict(body, uuid=str(uuid.uuid4()))
     conflict = api.client.post("/api/v2/dataset/", json=clash)
     assert conflict.status_code == 409
-    assert conflict.json()["error"] == "dataset_alt_uid_already_exists"
+    assert error_code(conflict) == "dataset_alt_uid_already_exists"
 
     # the same alt_uid in another scope is fine
     fine = dict(body, uuid=str(uuid.uuid4()), scope_uuid=other_scope)
@@ -122,7 +124,7 @@ def test_writes_into_foreign_scope_are_forbidden(api: Api) -> None:
         },
     )
     assert response.status_code == 403
-    assert response.json()["error"] == "scope_access_denied"
+    assert error_code(response) == "scope_access_denied"
     body = api.create_dataset()
     read = httpx.get(
         f"{api.server.url}/api/v2/dataset/", headers=headers, params={"dataset_uuid": body["uuid"]}
@@ -148,7 +150,7 @@ def test_writes_into_foreign_scope_are_forbidden(api: Api) -> None:
         },
     )
     assert unknown_scope.status_code == 404
-    assert unknown_scope.json()["error"] == "scope_not_found"
+    assert error_code(unknown_scope) == "scope_not_found"
 
 
 def test_patch_changes_only_non_null_fields(api: Api) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from etiket_local_server.testing import FaultConfig, LocalServer, start_server
+from etiket_local_server.testing import FaultConfig, LocalServer, error_code, start_server
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -33,7 +33,7 @@ def test_error_rate_answers_500_and_counts(api: Api) -> None:
     api.server.set_faults(FaultConfig(error_rate=1.0))
     response = api.client.get("/api/v3/scopes")
     assert response.status_code == 500
-    assert response.json()["error"] == "server_error"
+    assert error_code(response) == "server_error"
     api.server.set_faults(FaultConfig(error_rate=0.3, seed=7))
     codes = [api.client.get("/api/v3/scopes").status_code for _ in range(200)]
     errors = codes.count(500)
@@ -98,7 +98,7 @@ def test_outage_window_answers_503_for_everything(api: Api) -> None:
     api.server.set_faults(FaultConfig(outage=(0.0, 0.6)))
     response = api.client.get("/api/v3/scopes")
     assert response.status_code == 503
-    assert response.json()["error"] == "service_unavailable"
+    assert error_code(response) == "service_unavailable"
     assert httpx.get(f"{api.server.url}/").status_code == 503
     time.sleep(0.7)
     assert api.client.get("/api/v3/scopes").status_code == 200
@@ -120,7 +120,7 @@ def test_token_expiry(api: Api) -> None:
     time.sleep(0.7)
     expired = httpx.get(f"{api.server.url}/api/v3/token/userinfo", headers=headers)
     assert expired.status_code == 401
-    assert expired.json()["error"] == "token_invalid"
+    assert error_code(expired) == "token_invalid"
     assert "expired" in expired.json()["detail"]
     assert api.server.stats().faults["token_expired"] >= 1
     api.server.set_faults(FaultConfig())

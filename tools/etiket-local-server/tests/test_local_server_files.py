@@ -14,6 +14,7 @@ import pytest
 
 from etiket_local_server.api_files import MAX_PARTS, choose_part_size
 from etiket_local_server.signing import UrlSigner, load_or_create_secret
+from etiket_local_server.testing import error_code
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -33,7 +34,7 @@ def test_file_version_create_is_idempotent_and_conflicts(api: Api) -> None:
     assert again.json()["status"] == "announced"
     conflict = api.client.post("/api/v2/file/", json=dict(body, filename="other.hdf5"))
     assert conflict.status_code == 409
-    assert conflict.json()["error"] == "file_already_exists"
+    assert error_code(conflict) == "file_already_exists"
     assert "filename" in conflict.json()["detail"]
     resized = api.client.post("/api/v2/file/", json=dict(body, size=11))
     assert resized.status_code == 409
@@ -58,14 +59,14 @@ def test_file_version_create_is_idempotent_and_conflicts(api: Api) -> None:
     assert len(read["files"]) == 2
     missing = api.client.get("/api/v2/file/read/", params={"uuid": str(uuid.uuid4())})
     assert missing.status_code == 404
-    assert missing.json()["error"] == "file_not_found"
+    assert error_code(missing) == "file_not_found"
 
 
 def test_file_for_unknown_dataset_or_bad_type(api: Api) -> None:
     body = api.file_body(str(uuid.uuid4()), size=1)
     response = api.client.post("/api/v2/file/", json=body)
     assert response.status_code == 404
-    assert response.json()["error"] == "dataset_not_found"
+    assert error_code(response) == "dataset_not_found"
     dataset = api.create_dataset()
     bad = api.client.post("/api/v2/file/", json=api.file_body(dataset["uuid"], 1, type="EXCEL"))
     assert bad.status_code == 422
@@ -162,7 +163,7 @@ def test_bad_md5_is_rejected_and_a_retry_can_fix_it(api: Api) -> None:
     httpx.put(link["url"], content=data)
     wrong = api.validate_single(file, _md5(b"other bytes"))
     assert wrong.status_code == 422
-    assert wrong.json()["error"] == "checksum_mismatch"
+    assert error_code(wrong) == "checksum_mismatch"
     assert api.read_file(file)["status"] == "pending"
     malformed = api.validate_single(file, "xyz")
     assert malformed.status_code == 422
@@ -174,7 +175,7 @@ def test_validate_without_upload(api: Api) -> None:
     file = api.create_file(api.create_dataset()["uuid"], size=3)
     response = api.validate_single(file, _md5(b"abc"))
     assert response.status_code == 404
-    assert response.json()["error"] == "upload_not_found"
+    assert error_code(response) == "upload_not_found"
 
 
 def test_size_must_match_for_immutable_versions(api: Api) -> None:
@@ -186,7 +187,7 @@ def test_size_must_match_for_immutable_versions(api: Api) -> None:
     httpx.put(link["url"], content=b"123")
     response = api.validate_single(file, _md5(b"123"))
     assert response.status_code == 422
-    assert response.json()["error"] == "size_mismatch"
+    assert error_code(response) == "size_mismatch"
 
 
 def test_secured_immutable_version_cannot_be_reuploaded(api: Api) -> None:
@@ -207,7 +208,7 @@ def test_secured_immutable_version_cannot_be_reuploaded(api: Api) -> None:
         params={"file_uuid": file["uuid"], "version_id": file["version_id"]},
     )
     assert again.status_code == 409
-    assert again.json()["error"] == "file_already_secured"
+    assert error_code(again) == "file_already_secured"
     multi = api.client.get(
         "/api/v2/file/presigned_link/",
         params={"file_uuid": file["uuid"], "version_id": file["version_id"]},
@@ -294,7 +295,7 @@ def test_multipart_out_of_order_with_reupload_and_listing(api: Api) -> None:
     etags = [_md5(chunk) for chunk in chunks]
     incomplete = api.validate_multipart(file, upload["upload_id"], _md5(data), etags)
     assert incomplete.status_code == 409
-    assert incomplete.json()["error"] == "upload_incomplete"
+    assert error_code(incomplete) == "upload_incomplete"
     assert "1" in incomplete.json()["detail"]
 
     # resume: fresh URLs for the same upload, send only the missing part
@@ -305,10 +306,10 @@ def test_multipart_out_of_order_with_reupload_and_listing(api: Api) -> None:
 
     wrong_etags = api.validate_multipart(file, upload["upload_id"], _md5(data), etags[::-1])
     assert wrong_etags.status_code == 422
-    assert wrong_etags.json()["error"] == "etag_mismatch"
+    assert error_code(wrong_etags) == "etag_mismatch"
     bad_md5 = api.validate_multipart(file, upload["upload_id"], _md5(b"x"), etags)
     assert bad_md5.status_code == 422
-    assert bad_md5.json()["error"] == "checksum_mismatch"
+    assert error_code(bad_md5) == "checksum_mismatch"
     quoted = [f'"{etag}"' for etag in etags]
     done = api.validate_multipart(file, upload["upload_id"], _md5(data), quoted)
     assert done.status_code == 200, done.text
@@ -332,7 +333,7 @@ def test_multipart_parts_must_have_the_part_size(api: Api) -> None:
     upload = api.start_multipart(file, part_size=part_size)
     too_big = httpx.put(upload["presigned_urls"][0], content=data)
     assert too_big.status_code == 400
-    assert too_big.json()["error"] == "part_too_large"
+    assert error_code(too_big) == "part_too_large"
     short = data[: part_size - 1]
     httpx.put(upload["presigned_urls"][0], content=short)
     httpx.put(upload["presigned_urls"][1], content=data[part_size:])
@@ -340,7 +341,7 @@ def test_multipart_parts_must_have_the_part_size(api: Api) -> None:
         file, upload["upload_id"], _md5(data), [_md5(short), _md5(data[part_size:])]
     )
     assert response.status_code == 422
-    assert response.json()["error"] == "part_size_mismatch"
+    assert error_code(response) == "part_size_mismatch"
 
 
 def test_parallel_parts_and_many_parallel_small_uploads(api: Api) -> None:
@@ -398,7 +399,7 @@ def test_abort_upload(api: Api) -> None:
     assert api.read_file(file)["status"] == "announced"
     late = httpx.put(upload["presigned_urls"][1], content=data[part_size:])
     assert late.status_code == 409
-    assert late.json()["error"] == "upload_not_active"
+    assert error_code(late) == "upload_not_active"
     validate = api.validate_multipart(file, upload["upload_id"], _md5(data), ["0" * 32])
     assert validate.status_code == 409
     again = api.client.post("/api/v2/file/abort_upload/", json=body)
@@ -436,7 +437,7 @@ def test_tampered_and_expired_presigned_urls_are_refused(api: Api) -> None:
     ):
         response = httpx.put(tampered, content=data)
         assert response.status_code == 403, tampered
-        assert response.json()["error"] in ("signature_invalid", "signature_missing")
+        assert error_code(response) in ("signature_invalid", "signature_missing")
     other_file = link.replace(file["uuid"], str(uuid.uuid4()))
     assert httpx.put(other_file, content=data).status_code == 403
     as_get = httpx.get(link)
@@ -448,7 +449,7 @@ def test_tampered_and_expired_presigned_urls_are_refused(api: Api) -> None:
     expired_path, _ = signer.sign("PUT", path, {"upload_id": params["upload_id"], "part": "1"})
     expired = httpx.put(f"{api.server.url}{expired_path}", content=data)
     assert expired.status_code == 403
-    assert expired.json()["error"] == "url_expired"
+    assert error_code(expired) == "url_expired"
 
     assert api.upload_single(file, data).status_code == 200
     download = api.read_file(file)["S3_link"]
@@ -456,7 +457,7 @@ def test_tampered_and_expired_presigned_urls_are_refused(api: Api) -> None:
     expired_get, _ = signer.sign("GET", urlsplit(download).path, {"filename": file["filename"]})
     response = httpx.get(f"{api.server.url}{expired_get}")
     assert response.status_code == 403
-    assert response.json()["error"] == "url_expired"
+    assert error_code(response) == "url_expired"
 
 
 def test_put_needs_no_bearer_token_but_api_calls_do(api: Api) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from etiket_local_server.testing import LocalServer
+from etiket_local_server.testing import LocalServer, error_code
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -52,7 +52,7 @@ def test_requests_without_a_valid_token_get_401(local_server: LocalServer) -> No
                 # 401 comes before parameter and body validation
                 response = client.request(method, path, headers=headers, json={})
                 assert response.status_code == 401, (method, path, headers)
-                assert response.json()["error"] == "token_invalid"
+                assert error_code(response) == "token_invalid"
                 assert response.headers["content-type"].startswith("application/json")
 
 
@@ -86,7 +86,7 @@ def test_api_token_create_list_delete(api: Api) -> None:
     )
     duplicate = api.client.post("/api/v3/api-tokens", json={"name": "agent token"})
     assert duplicate.status_code == 409
-    assert duplicate.json()["error"] == "api_token_name_already_exists"
+    assert error_code(duplicate) == "api_token_name_already_exists"
     short = api.client.post("/api/v3/api-tokens", json={"name": "ab"})
     assert short.status_code == 422
     assert short.json()["fields"] == ["name"]
@@ -103,7 +103,7 @@ def test_api_token_create_list_delete(api: Api) -> None:
     )
     missing = api.client.delete(f"/api/v3/api-tokens/{body['uid']}")
     assert missing.status_code == 404
-    assert missing.json()["error"] == "api_token_not_found"
+    assert error_code(missing) == "api_token_not_found"
 
 
 def test_other_users_tokens_are_off_limits(api: Api) -> None:
@@ -122,7 +122,7 @@ def test_other_users_tokens_are_off_limits(api: Api) -> None:
         headers={"Authorization": f"Bearer {carol}"},
     )
     assert response.status_code == 403
-    assert response.json()["error"] == "api_token_access_denied"
+    assert error_code(response) == "api_token_access_denied"
     listing = httpx.get(
         f"{api.server.url}/api/v3/api-tokens",
         params={"sub": "alice"},
@@ -156,7 +156,7 @@ def test_scope_create_list_read(api: Api) -> None:
     assert with_uid.json()["uuid"] == chosen
     clash = api.client.post("/api/v3/scopes", json={"name": "other name", "uid": chosen})
     assert clash.status_code == 409
-    assert clash.json()["error"] == "scope_uid_in_use"
+    assert error_code(clash) == "scope_uid_in_use"
     same_name = api.client.post("/api/v3/scopes", json={"name": "chosen uid"})
     assert same_name.status_code == 409
     too_short = api.client.post("/api/v3/scopes", json={"name": "abc"})
@@ -170,10 +170,10 @@ def test_scope_visibility_is_by_membership(api: Api) -> None:
     assert httpx.get(f"{api.server.url}/api/v3/scopes", headers=headers).json() == []
     denied = httpx.get(f"{api.server.url}/api/v3/scopes/{api.scope_uuid}", headers=headers)
     assert denied.status_code == 403
-    assert denied.json()["error"] == "scope_access_denied"
+    assert error_code(denied) == "scope_access_denied"
     missing = api.client.get(f"/api/v3/scopes/{uuid.uuid4()}")
     assert missing.status_code == 404
-    assert missing.json()["error"] == "scope_not_found"
+    assert error_code(missing) == "scope_not_found"
     api.server.add_scope_member(api.scope_uuid, "mallory")
     visible = httpx.get(f"{api.server.url}/api/v3/scopes", headers=headers).json()
     assert [s["uuid"] for s in visible] == [api.scope_uuid]
@@ -182,7 +182,7 @@ def test_scope_visibility_is_by_membership(api: Api) -> None:
 def test_unknown_routes_answer_json_404(api: Api) -> None:
     response = api.client.get("/api/v2/nothing/here/")
     assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
+    assert error_code(response) == "not_found"
     wrong_method = api.client.delete("/api/v2/dataset/")
     assert wrong_method.status_code == 405
-    assert wrong_method.json()["error"] == "method_not_allowed"
+    assert error_code(wrong_method) == "method_not_allowed"

@@ -83,7 +83,6 @@ def _differences(dataset: Dataset, body: DatasetCreate) -> list[str]:
         "alt_uid": body.alt_uid,
         "collected": to_utc_naive(body.collected),
         "name": body.name,
-        "creator": body.creator,
         "description": body.description or "",
         "notes": body.notes or "",
         "keywords": list(body.keywords),
@@ -94,7 +93,6 @@ def _differences(dataset: Dataset, body: DatasetCreate) -> list[str]:
         "alt_uid": dataset.alt_uid,
         "collected": dataset.collected,
         "name": dataset.name,
-        "creator": dataset.creator,
         "description": dataset.description or "",
         "notes": dataset.notes or "",
         "keywords": list(dataset.keywords or []),
@@ -118,11 +116,11 @@ async def create_dataset(request: Request) -> Response:
         existing = session.get(Dataset, dataset_uuid)
         if existing is not None:
             if existing.scope_uuid != scope_uuid:
+                # which scope is not said: it may be one the caller has no access to
                 raise ApiError(
                     409,
                     "dataset_already_exists",
-                    f"dataset {dataset_uuid} already exists in another scope "
-                    f"({existing.scope_uuid})",
+                    f"dataset {dataset_uuid} already exists in another scope",
                 )
             differences = _differences(existing, body)
             if differences:
@@ -149,7 +147,7 @@ async def create_dataset(request: Request) -> Response:
             alt_uid=body.alt_uid,
             collected=to_utc_naive(body.collected),
             name=body.name,
-            creator=body.creator,
+            creator=user.sub,  # who is authenticated, whatever the body claims
             description=body.description,
             notes=body.notes,
             keywords=list(body.keywords),

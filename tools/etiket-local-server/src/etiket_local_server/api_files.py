@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import uuid as uuid_module
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -52,6 +54,8 @@ __all__ = [
     "choose_part_size",
     "routes",
 ]
+
+_log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MIB
@@ -101,7 +105,6 @@ def _file_differences(version: FileVersion, body: FileCreate) -> list[str]:
         "ds_uuid": str(body.ds_uuid),
         "name": body.name,
         "filename": body.filename,
-        "creator": body.creator,
         "collected": to_utc_naive(body.collected),
         "type": body.type,
         "file_generator": body.file_generator or "",
@@ -110,7 +113,6 @@ def _file_differences(version: FileVersion, body: FileCreate) -> list[str]:
         "ds_uuid": version.ds_uuid,
         "name": version.name,
         "filename": version.filename,
-        "creator": version.creator,
         "collected": version.collected,
         "type": version.type,
         "file_generator": version.file_generator or "",
@@ -156,7 +158,7 @@ async def create_file(request: Request) -> Response:
             raise ApiError(
                 409,
                 "file_already_exists",
-                f"file uuid {file_uuid} belongs to another dataset ({other_dataset})",
+                f"file uuid {file_uuid} belongs to another dataset",
             )
         now = utcnow()
         version = FileVersion(
@@ -165,7 +167,7 @@ async def create_file(request: Request) -> Response:
             ds_uuid=ds_uuid,
             name=body.name,
             filename=body.filename,
-            creator=body.creator,
+            creator=user.sub,  # who is authenticated, whatever the body claims
             collected=to_utc_naive(body.collected),
             size=body.size,
             type=body.type,
@@ -432,10 +434,21 @@ def _check_md5(body: FileValidate) -> str:
     return md5
 
 
-def _secure(version: FileVersion, upload: Upload, *, md5: str, etag: str, size: int) -> None:
+def _secure(
+    version: FileVersion,
+    upload: Upload,
+    *,
+    md5: str,
+    etag: str,
+    size: int,
+    byte_md5: str,
+    kind: str,
+) -> None:
     now = utcnow()
     version.status = "secured"
     version.md5_checksum = md5
+    version.checksum_kind = kind
+    version.object_md5 = byte_md5
     version.etag = etag
     version.stored_size = size
     version.size = size
@@ -449,7 +462,7 @@ def _already_secured(version: FileVersion, md5: str) -> bool:
     """True for an idempotent repeat; 409 when an immutable version gets other bytes."""
     if version.status != "secured":
         return False
-    if version.md5_checksum == md5:
+    if md5 in (version.md5_checksum, version.object_md5):
         return True
     _refuse_if_secured(version)
     return False
@@ -501,10 +514,17 @@ async def validate_single_part(request: Request) -> Response:
                     "upload_incomplete",
                     f"no bytes were uploaded for file {file_uuid} version {body.version_id}",
                 )
-            _check_content(version, md5=md5, actual_md5=part.etag, size=part.size)
+            by_content = md5 != part.etag and version.type == NETCDF_TYPE
+            if not by_content:
+                _check_content(version, md5=md5, actual_md5=part.etag, size=part.size)
+            else:
+                _check_size(version, part.size)
             upload_id = upload.upload_id
+            byte_md5 = part.etag
             ctx.completing.add(upload_id)
         try:
+            if by_content:
+                await _check_netcdf_content(ctx, version, upload_id, md5, byte_md5)
             await ctx.run(ctx.store.promote, upload_id, file_uuid, body.version_id, part.size)
         finally:
             ctx.completing.discard(upload_id)
@@ -512,9 +532,70 @@ async def validate_single_part(request: Request) -> Response:
             version = _reload(session, file_uuid, body.version_id)
             completed = session.get(Upload, upload_id)
             assert completed is not None
-            _secure(version, completed, md5=md5, etag=md5, size=part.size)
+            _secure(
+                version,
+                completed,
+                md5=md5,
+                etag=byte_md5,
+                size=part.size,
+                byte_md5=byte_md5,
+                kind=CHECKSUM_NETCDF if by_content else CHECKSUM_BYTES,
+            )
             _delete_parts(session, upload_id)
             return JSONResponse(ctx.file_payload(request, version))
+
+
+NETCDF_TYPE = "HDF5_NETCDF"
+"""File type whose uploads may be validated by content (``md5_netcdf4``, PROTOCOL §0.7)."""
+CHECKSUM_BYTES = "md5"
+"""``checksum_kind`` of a version validated by the MD5 of its bytes."""
+CHECKSUM_NETCDF = "md5_netcdf4"
+"""``checksum_kind`` of a version validated by its netCDF content hash."""
+
+
+def content_checksum(path: Path) -> str | None:
+    """``md5_netcdf4`` of the file at ``path``, or ``None`` when it is not readable as netCDF4
+    (or the netCDF libraries are missing); the caller then uses the byte MD5."""
+    try:
+        from etiket_sync_agent.netcdf import NetCDFChecksumError, md5_netcdf4
+    except ImportError:  # pragma: no cover - the server depends on etiket-sync-agent[netcdf]
+        _log.warning("netCDF content checksums unavailable: install etiket-sync-agent[netcdf]")
+        return None
+    try:
+        return md5_netcdf4(path)
+    except (NetCDFChecksumError, RuntimeError):
+        return None
+
+
+async def _check_netcdf_content(
+    ctx: ServerContext, version: FileVersion, upload_id: str, md5: str, byte_md5: str
+) -> None:
+    """Accept ``md5`` when it is the content hash of the uploaded netCDF bytes (else 422)."""
+    path = ctx.store.assembly_path(upload_id)
+    content = await ctx.run(content_checksum, path)
+    if content == md5:
+        return
+    hint = (
+        f"nor their md5_netcdf4 {content}"
+        if content is not None
+        else "and they are not readable as netCDF4, so only the byte MD5 is accepted"
+    )
+    raise ApiError(
+        422,
+        "checksum_mismatch",
+        f"file {version.uuid} version {version.version_id}: declared md5_checksum {md5} is "
+        f"neither the MD5 {byte_md5} of the stored bytes {hint}",
+    )
+
+
+def _check_size(version: FileVersion, size: int) -> None:
+    if version.immutable and size != version.size:
+        raise ApiError(
+            422,
+            "size_mismatch",
+            f"file {version.uuid} version {version.version_id} was declared with {version.size} "
+            f"bytes but {size} bytes were uploaded",
+        )
 
 
 def _check_content(version: FileVersion, *, md5: str, actual_md5: str, size: int) -> None:
@@ -628,10 +709,14 @@ async def validate_multipart(request: Request) -> Response:
             for number in range(1, count + 1):
                 hasher.part_finished(number, parts[number].size)
             upload_id = upload.upload_id
+            version_type = version.type
             ctx.completing.add(upload_id)
         try:
             actual = await ctx.run(hasher.digest, count)
-            if actual != md5:
+            by_content = actual != md5 and version_type == NETCDF_TYPE
+            if by_content:
+                await _check_netcdf_content(ctx, version, upload_id, md5, actual)
+            elif actual != md5:
                 raise ApiError(
                     422,
                     "checksum_mismatch",
@@ -649,7 +734,15 @@ async def validate_multipart(request: Request) -> Response:
             version = _reload(session, file_uuid, body.version_id)
             completed = session.get(Upload, upload_id)
             assert completed is not None
-            _secure(version, completed, md5=md5, etag=multipart_etag, size=total)
+            _secure(
+                version,
+                completed,
+                md5=md5,
+                etag=multipart_etag,
+                size=total,
+                byte_md5=actual,
+                kind=CHECKSUM_NETCDF if by_content else CHECKSUM_BYTES,
+            )
             _delete_parts(session, upload_id)
             return JSONResponse(ctx.file_payload(request, version))
 

@@ -11,11 +11,19 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from etiket_local_server import api_datasets, api_files, api_identity, store, ui
+from etiket_local_server import (
+    api_datasets,
+    api_extras,
+    api_files,
+    api_identity,
+    auth,
+    store,
+    ui,
+)
 from etiket_local_server.catalog import Catalog
 from etiket_local_server.context import ServerContext
 from etiket_local_server.errors import error_response, exception_handlers
@@ -53,12 +61,20 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "server_error", f"internal server error: {type(exc).__name__}")
 
 
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request: nothing to answer, nothing to trace back."""
+    _log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
 def create_app(
     data_dir: Path,
     *,
     faults: FaultInjector | FaultConfig | None = None,
     ui_requires_auth: bool = False,
     url_ttl: float = DEFAULT_URL_TTL,
+    access_token_ttl: float = auth.DEFAULT_ACCESS_TOKEN_TTL,
+    refresh_token_ttl: float = auth.DEFAULT_REFRESH_TOKEN_TTL,
 ) -> Starlette:
     """The local eTiKeT server as an ASGI app over ``data_dir`` (created if missing).
 
@@ -67,6 +83,8 @@ def create_app(
         faults: fault injection (test only); off when None.
         ui_requires_auth: require an API token for the HTML pages (use when not on loopback).
         url_ttl: lifetime of presigned URLs in seconds.
+        access_token_ttl: lifetime of access tokens from ``POST /api/v3/token`` in seconds.
+        refresh_token_ttl: lifetime of refresh tokens in seconds.
     """
     data_dir = Path(data_dir)
     catalog = Catalog(data_dir)
@@ -79,6 +97,8 @@ def create_app(
         injector=injector,
         executor=executor,
         ui_requires_auth=ui_requires_auth,
+        access_token_ttl=access_token_ttl,
+        refresh_token_ttl=refresh_token_ttl,
     )
 
     @asynccontextmanager
@@ -88,10 +108,13 @@ def create_app(
         catalog.close()
 
     handlers = dict(exception_handlers)
+    handlers[ClientDisconnect] = _client_disconnected
     handlers[Exception] = _unexpected_error
     app = _LocalServerApp(
         routes=[
             *api_identity.routes(),
+            *auth.routes(),
+            *api_extras.routes(),
             *api_datasets.routes(),
             *api_files.routes(),
             *store.routes(),

@@ -10,8 +10,11 @@ Times are stored as naive UTC and turned into aware ISO-8601 strings on the wire
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import secrets
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +50,7 @@ from sqlalchemy.orm import (
 
 __all__ = [
     "DEFAULT_USER",
+    "AccessToken",
     "ApiToken",
     "Base",
     "Catalog",
@@ -59,7 +63,9 @@ __all__ = [
     "Upload",
     "UploadPart",
     "User",
+    "UserPassword",
     "hash_token",
+    "restrict_permissions",
     "utcnow",
 ]
 
@@ -110,6 +116,33 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_validated: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class UserPassword(Base):
+    """A user's password hash (argon2id, PHC string); users without a row cannot log in."""
+
+    __tablename__ = "user_passwords"
+
+    sub: Mapped[str] = mapped_column(ForeignKey("users.sub"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    modified: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccessToken(Base):
+    """An OAuth2 access or refresh token issued by ``POST /api/v3/token`` (only its SHA-256).
+
+    ``kind`` is ``access`` or ``refresh``; refresh tokens are single-use (rotation): spending one
+    sets ``used``. Both expire at ``expires``.
+    """
+
+    __tablename__ = "oauth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    sub: Mapped[str] = mapped_column(ForeignKey("users.sub"), index=True)
+    expires: Mapped[datetime] = mapped_column(DateTime)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Scope(Base):
@@ -203,6 +236,10 @@ class FileVersion(Base):
     status: Mapped[str] = mapped_column(String(20), default="announced")
     md5_checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)
     etag: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checksum_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """How ``md5_checksum`` was verified: ``md5`` (the bytes) or ``md5_netcdf4`` (the content)."""
+    object_md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Hex MD5 of the stored bytes (the ``ETag`` of a download, PROTOCOL §0.8)."""
     stored_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     secured_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -240,6 +277,34 @@ class UploadPart(Base):
     uploaded: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+_ADDED_COLUMNS = {"files": {"checksum_kind": "VARCHAR(20)", "object_md5": "VARCHAR(32)"}}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added after a catalog was first created (``create_all`` only adds tables)."""
+    with engine.begin() as connection:
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in connection.exec_driver_sql(f"PRAGMA table_info({table})")}
+            for column, ddl in columns.items():
+                if column not in present:
+                    connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
+_POSIX_MODES = os.name != "nt"
+
+
+def restrict_permissions(path: Path) -> None:
+    """Make ``path`` readable by its owner only (0600) where the OS has POSIX modes.
+
+    On Windows ``os.chmod`` can only toggle the read-only flag, so nothing is done there; the
+    data directory's ACL (the user's profile) protects the file.
+    """
+    if not _POSIX_MODES:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -266,12 +331,18 @@ class Catalog:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / _CATALOG_FILE
+        if not self.path.exists():
+            # created private before SQLite writes into it; SQLite gives -wal/-shm the same mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.engine: Engine = create_engine(
             f"sqlite:///{self.path}",
             connect_args={"check_same_thread": False, "timeout": 15},
         )
         event.listen(self.engine, "connect", _configure_sqlite)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
+        for suffix in ("", "-wal", "-shm"):
+            restrict_permissions(self.path.with_name(self.path.name + suffix))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Facts that never change once true (memberships are never revoked, a dataset never
         # changes scope), remembered to save a query per request.

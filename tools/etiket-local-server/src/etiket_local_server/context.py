@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from etiket_local_server.catalog import (
+    AccessToken,
     ApiToken,
     Catalog,
     FileVersion,
@@ -61,6 +62,7 @@ class _CachedToken:
     name: str
     created: datetime
     user: User
+    expires: datetime | None = None
 
 
 @dataclass
@@ -73,6 +75,8 @@ class ServerContext:
     injector: FaultInjector
     executor: ThreadPoolExecutor
     ui_requires_auth: bool
+    access_token_ttl: float = 3600.0
+    refresh_token_ttl: float = 30 * 24 * 3600.0
     hashers: dict[str, WholeFileHasher] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     completing: set[str] = field(default_factory=set)
@@ -146,14 +150,39 @@ def _refuse_expired(ctx: ServerContext, name: str, created: datetime) -> None:
         )
 
 
+def _refuse_expired_access(expires: datetime) -> None:
+    if utcnow() >= expires:
+        raise ApiError(
+            401,
+            "token_invalid",
+            "the access token expired: refresh it (POST /api/v3/token, grant_type=refresh_token)",
+            headers=_CHALLENGE,
+        )
+
+
+def _authenticate_access_token(ctx: ServerContext, session: Session, digest: str) -> User:
+    access = session.get(AccessToken, digest)
+    if access is None or access.kind != "access":
+        raise ApiError(
+            401, "token_invalid", "the bearer token is not a valid token", headers=_CHALLENGE
+        )
+    _refuse_expired_access(access.expires)
+    user = session.get(User, access.sub)
+    if user is None or not user.is_enabled:
+        raise ApiError(401, "token_invalid", "the token's user does not exist or is disabled")
+    ctx.token_cache[digest] = _CachedToken(
+        time.monotonic(), "access token", access.created, user, access.expires
+    )
+    return user
+
+
 def authenticate(request: Request, session: Session, *, mark_validated: bool = False) -> User:
-    """The user owning the request's bearer API token, or a 401 ``token_invalid``."""
+    """The user owning the request's bearer token (an API token or an access token issued by
+    ``POST /api/v3/token``), or a 401 ``token_invalid``."""
     digest = hash_token(_bearer_token(request))
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if row is None:
-        raise ApiError(
-            401, "token_invalid", "the bearer token is not a valid API token", headers=_CHALLENGE
-        )
+        return _authenticate_access_token(get_context(request), session, digest)
     ctx = get_context(request)
     _refuse_expired(ctx, row.name, row.created)
     user = session.get(User, row.owner)
@@ -182,7 +211,10 @@ def current_user(request: Request) -> User:
     ctx = get_context(request)
     cached = ctx.token_cache.get(hash_token(_bearer_token(request)))
     if cached is not None and time.monotonic() - cached.checked < _TOKEN_CACHE_SECONDS:
-        _refuse_expired(ctx, cached.name, cached.created)
+        if cached.expires is not None:
+            _refuse_expired_access(cached.expires)
+        else:
+            _refuse_expired(ctx, cached.name, cached.created)
         user = cached.user
     else:
         with ctx.catalog.session() as session:

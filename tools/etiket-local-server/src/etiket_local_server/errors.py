@@ -1,4 +1,12 @@
-"""The error envelope: every error answer is ``{"error": "<code>", "detail": "<message>"}``."""
+"""The error envelope, as the platform's client reads it (PROTOCOL §4 and §0.6).
+
+Every error answer is JSON with a ``detail`` message. Only the codes the platform's client knows
+(:data:`PLATFORM_ERROR_CODES`, PROTOCOL §4) are sent as ``error``: that client maps ``error`` to a
+typed exception and any code it does not know to a generic failure, so an ``error`` key on, say,
+a 404 "dataset not found" would turn "not found" into an error there. Our own, more precise codes
+(``dataset_not_found``, ``checksum_mismatch``, ``upload_busy``, ...) travel as ``reason``, which
+that client ignores and ours reads.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,59 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-__all__ = ["ApiError", "error_response", "exception_handlers", "validation_detail"]
+__all__ = [
+    "PLATFORM_ERROR_CODES",
+    "ApiError",
+    "error_response",
+    "exception_handlers",
+    "validation_detail",
+]
+
+PLATFORM_ERROR_CODES = frozenset(
+    {
+        # OAuth2
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+        "unsupported_response_type",
+        "temporarily_unavailable",
+        # token auth
+        "token_invalid",
+        "token_revoked",
+        "token_user_create_failed",
+        # API tokens
+        "api_token_not_found",
+        "api_token_access_denied",
+        "api_token_name_already_exists",
+        # scopes
+        "scope_not_found",
+        "scope_access_denied",
+        "scope_uid_in_use",
+        # users
+        "user_sub_already_exists",
+        "user_mail_already_exists",
+        "user_not_found",
+        "users_not_found",
+        "user_is_disabled",
+        "user_cannot_self_delete",
+        # user groups
+        "usergroup_not_found",
+        "usergroup_name_already_exists",
+        "usergroup_uid_already_exists",
+        "usergroup_cannot_modify_external",
+        # permissions, bug reports, general
+        "permissions_insufficient",
+        "bug_report_send_failed",
+        "attachment_too_large",
+        "invalid_attachment",
+        "server_error",
+    }
+)
+"""The error codes of PROTOCOL §4: the only ones sent under the ``error`` key."""
 
 
 class ApiError(Exception):
@@ -35,8 +95,10 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """A JSON error envelope response."""
-    body: dict[str, Any] = {"error": error, "detail": detail}
+    """A JSON error envelope response: ``error`` for the codes of :data:`PLATFORM_ERROR_CODES`,
+    ``reason`` for every other code."""
+    key = "error" if error in PLATFORM_ERROR_CODES else "reason"
+    body: dict[str, Any] = {key: error, "detail": detail}
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status_code, headers=headers)

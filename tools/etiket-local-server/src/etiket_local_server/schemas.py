@@ -48,7 +48,7 @@ def check_storage_name(value: str, field: str) -> str:
     """Reject names that could escape a folder when a client stores the file under this name.
 
     Relative paths with ``/`` are allowed (``analysis/fit.json``); absolute paths, drive letters,
-    ``..`` components, backslashes as separators into parents, NUL and control characters are not.
+    ``.``, ``..`` and empty components, NUL, control and bidirectional control characters are not.
     """
     if not value:
         raise ValueError(f"{field} must not be empty")
@@ -56,10 +56,24 @@ def check_storage_name(value: str, field: str) -> str:
         raise ValueError(f"{field} must not contain NUL or control characters")
     if value.startswith(("/", "\\")) or (len(value) >= 2 and value[1] == ":"):
         raise ValueError(f"{field} must be a relative name, not an absolute path")
+    bidi = sorted({f"U+{ord(ch):04X}" for ch in value if ch in _BIDI_CONTROLS})
+    if bidi:
+        raise ValueError(
+            f"{field} must not contain bidirectional control characters ({', '.join(bidi)}): "
+            "they make a name display differently from what it is"
+        )
     parts = value.replace("\\", "/").split("/")
-    if any(part == ".." for part in parts):
-        raise ValueError(f"{field} must not contain '..' path components")
+    if any(part in (".", "..") for part in parts):
+        raise ValueError(f"{field} must not contain '.' or '..' path components")
+    if any(part == "" for part in parts):
+        raise ValueError(f"{field} must not contain empty path components ('//' or a trailing '/')")
     return value
+
+
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Bidirectional marks, embeddings, overrides and isolates (Unicode TR9, "Trojan Source")."""
 
 
 class _Strict(BaseModel):
@@ -122,6 +136,18 @@ class DatasetSearch(_Strict):
     start_date: datetime | None = None
     end_date: datetime | None = None
     time_zone: str | None = None
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class DatasetSelection(_Strict):
+    """``POST /api/v2/datasets/attributes/`` body: which datasets to collect attributes of."""
+
+    scope_uuids: list[uuid_module.UUID] | None = None
+    attributes: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("attributes", mode="before")
     @classmethod

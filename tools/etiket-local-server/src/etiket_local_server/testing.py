@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import http.client
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -24,9 +26,17 @@ from etiket_local_server.app import create_app, is_loopback
 from etiket_local_server.catalog import DEFAULT_USER, Catalog
 from etiket_local_server.faults import FaultConfig, FaultInjector, ServerStats
 
-__all__ = ["FaultConfig", "LocalServer", "ServerStats", "start_server"]
+__all__ = ["FaultConfig", "LocalServer", "ServerStats", "error_code", "start_server"]
 
 _START_TIMEOUT = 20.0
+
+
+def error_code(response: Any) -> str | None:
+    """The error code of an error answer (an ``httpx.Response``): the ``error`` key for the
+    platform's codes, ``reason`` for this server's own (see :mod:`etiket_local_server.errors`)."""
+    body = response.json()
+    code = body.get("error", body.get("reason"))
+    return code if isinstance(code, str) else None
 
 
 class LocalServer:
@@ -41,11 +51,17 @@ class LocalServer:
         thread: threading.Thread,
         injector: FaultInjector,
         catalog: Catalog,
+        ca_bundle: Path | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.url = url
         """Base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
         self.data_dir = data_dir
         """The data directory (catalog, secret, stored bytes)."""
+        self.ca_bundle = ca_bundle
+        """With ``tls=True``: the self-signed certificate to trust (``verify=`` of httpx)."""
+        self.fingerprint = fingerprint
+        """With ``tls=True``: the SHA-256 fingerprint of the certificate."""
         self._server = server
         self._thread = thread
         self._injector = injector
@@ -65,6 +81,12 @@ class LocalServer:
     def create_scope(self, name: str, *, user: str = DEFAULT_USER) -> str:
         """Create a scope with ``user`` as member; return its uuid."""
         return self._catalog.create_scope(name, owner=user)
+
+    def add_user(self, user: str, password: str, *, role: str = "user") -> None:
+        """Create ``user`` with a password (for the OAuth2 password grant)."""
+        from etiket_local_server.auth import add_user
+
+        add_user(self._catalog, user, password, role=role)
 
     def add_scope_member(self, scope_uuid: str, user: str) -> None:
         """Give ``user`` access to a scope."""
@@ -104,8 +126,12 @@ class LocalServer:
         self.stop()
 
 
-def _answers(host: str, port: int) -> bool:
-    connection = http.client.HTTPConnection(host, port, timeout=2)
+def _answers(host: str, port: int, context: ssl.SSLContext | None = None) -> bool:
+    connection: http.client.HTTPConnection
+    if context is None:
+        connection = http.client.HTTPConnection(host, port, timeout=2)
+    else:
+        connection = http.client.HTTPSConnection(host, port, timeout=2, context=context)
     try:
         connection.request("GET", "/api/v3/")
         return connection.getresponse().status == 200
@@ -122,11 +148,16 @@ def start_server(
     faults: FaultConfig | None = None,
     *,
     ui_requires_auth: bool | None = None,
+    tls: bool = False,
+    access_token_ttl: float | None = None,
 ) -> LocalServer:
     """Start a server on ``host:port`` (0 = a free port) over ``data_dir``; return once it answers.
 
     Fault injection is off unless ``faults`` is given. The web page needs a token unless the
-    server is bound to loopback (``ui_requires_auth`` overrides that choice).
+    server is bound to loopback (``ui_requires_auth`` overrides that choice). With ``tls`` the
+    server speaks HTTPS with the data directory's self-signed certificate
+    (:attr:`LocalServer.ca_bundle`). ``access_token_ttl`` shortens the life of access tokens from
+    the password grant (tests of refreshing).
     """
     data_dir = Path(data_dir)
     if faults is not None:
@@ -134,7 +165,22 @@ def start_server(
     injector = FaultInjector()  # faults start once the server answers (the probe is not faulted)
     if ui_requires_auth is None:
         ui_requires_auth = not is_loopback(host)
-    app = create_app(data_dir, faults=injector, ui_requires_auth=ui_requires_auth)
+    options: dict[str, Any] = {}
+    if access_token_ttl is not None:
+        options["access_token_ttl"] = access_token_ttl
+    app = create_app(data_dir, faults=injector, ui_requires_auth=ui_requires_auth, **options)
+    tls_options: dict[str, Any] = {}
+    probe_context: ssl.SSLContext | None = None
+    certificate = None
+    if tls:
+        from etiket_local_server.tls import ensure_self_signed
+
+        certificate = ensure_self_signed(data_dir, [host])
+        tls_options = {
+            "ssl_certfile": str(certificate.certfile),
+            "ssl_keyfile": str(certificate.keyfile),
+        }
+        probe_context = ssl.create_default_context(cafile=str(certificate.certfile))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only when the
     # listening socket says so, and without it every keep-alive answer waits ~40 ms (delayed ACK).
@@ -150,6 +196,7 @@ def start_server(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
+        **tls_options,
     )
     server = uvicorn.Server(config)
 
@@ -160,7 +207,7 @@ def start_server(
     thread.start()
     url_host = f"[{host}]" if ":" in host else host
     deadline = time.monotonic() + _START_TIMEOUT
-    while not (server.started and _answers(host, bound_port)):
+    while not (server.started and _answers(host, bound_port, probe_context)):
         if not thread.is_alive():
             sock.close()
             raise RuntimeError(f"the local server on {host}:{bound_port} failed to start")
@@ -171,11 +218,14 @@ def start_server(
     injector.reset_stats()  # the readiness probe above is not the caller's traffic
     if faults is not None:
         injector.set(faults)
+    scheme = "https" if tls else "http"
     return LocalServer(
-        url=f"http://{url_host}:{bound_port}",
+        url=f"{scheme}://{url_host}:{bound_port}",
         data_dir=data_dir,
         server=server,
         thread=thread,
         injector=injector,
         catalog=Catalog(data_dir),
+        ca_bundle=certificate.certfile if certificate is not None else None,
+        fingerprint=certificate.fingerprint if certificate is not None else None,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import sys
@@ -498,22 +497,45 @@ def errors(source_name: str | None, limit: int, show_tb: bool, as_json: bool) ->
 # -- login ---------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--url", required=True, help="eTiKeT server URL, e.g. https://etiket.example.org")
-@click.option("--token", prompt=True, hide_input=True, help="API token (prompted when omitted).")
-def login(url: str, token: str) -> None:
-    """Validate an API token against the server and store it (mode 0600) for the agent."""
-    from etiket_sync_agent.platform import EtiketClient, save_credentials
-    from etiket_sync_agent.platform.errors import EtiketError
+@click.option(
+    "--username",
+    default=None,
+    help="Log in with this user's password (read from a hidden prompt or stdin) instead of "
+    "an API token.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="ETIKET_SYNC_CA_BUNDLE",
+    show_envvar=True,
+    help="CA bundle (PEM) that signed the server's certificate (private CA, self-signed).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Do not verify the server's TLS certificate (unsafe; logged loudly).",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="DEPRECATED, unsafe: the API token on the command line is visible to every user of "
+    "the machine. Leave it out: the token is read from a hidden prompt or stdin.",
+)
+def login(
+    url: str, username: str | None, ca_bundle: str | None, insecure: bool, token: str | None
+) -> None:
+    """Store credentials for the agent: an API token (recommended for unattended agents, read
+    from a hidden prompt or stdin) or, with --username, a password login (refreshed
+    automatically). Stored with mode 0600."""
+    from etiket_sync_agent.cli.login import login_command
 
-    async def check() -> str:
-        async with EtiketClient(url, token) as client:
-            return (await client.userinfo()).sub
-
-    try:
-        sub = asyncio.run(check())
-    except EtiketError as exc:
-        fail(f"login failed: {exc}", code=1)
-    save_credentials(url, token, paths.credentials_path())
-    console.print(f"logged in to {url} as [bold]{sub}[/]")
+    if token is not None:
+        console.print(
+            "[yellow]warning:[/] --token puts the token in the process list; pipe it in or "
+            "type it at the prompt instead"
+        )
+    console.print(login_command(url, token, username, ca_bundle, insecure), highlight=False)
 
 
 @cli.command()

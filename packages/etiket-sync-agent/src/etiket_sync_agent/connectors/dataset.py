@@ -131,6 +131,8 @@ class FileInfo:
     (read, never modified) or a file the backend wrote into ``ctx.work_dir``. A new content of the
     same ``name`` becomes a new version on the server; unchanged content is not sent again.
     ``ranking`` < 0 hides a file (thumbnails use -1). ``immutable`` versions can never be replaced.
+    ``content_checksum`` is the ``md5_netcdf4`` of an ``HDF5_NETCDF`` file when the writer computed
+    it while writing (hex); when ``None`` the agent computes it from the finished file.
     """
 
     name: str
@@ -141,6 +143,7 @@ class FileInfo:
     ranking: int = 0
     collected: dt.datetime | None = None
     immutable: bool = True
+    content_checksum: str | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

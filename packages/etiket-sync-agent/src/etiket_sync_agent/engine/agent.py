@@ -50,10 +50,10 @@ from etiket_sync_agent.platform import (
     DatasetCreate,
     EtiketClient,
     FileCreate,
-    FileStatus,
     Uploader,
 )
 from etiket_sync_agent.platform.errors import EtiketError
+from etiket_sync_agent.platform.upload import NETCDF_FILE_TYPE, validation_checksum
 from etiket_sync_agent.store import ItemRecord, ItemSpec, ItemState, SourceRecord, TrackingStore
 
 __all__ = ["Agent", "IterationReport"]
@@ -670,7 +670,23 @@ class Agent:
         ):
             return 0
         md5 = await asyncio.to_thread(_md5_file, path)
-        if latest is not None and latest.md5 == md5 and latest.size == st.st_size:
+        # netCDF: the content hash is the identity, so a regenerated file with the same content
+        # is not a new version (and is what the server validates, as with the platform's client)
+        netcdf = file.file_type == FileType.HDF5_NETCDF
+        content = (
+            await asyncio.to_thread(
+                validation_checksum, path, md5, NETCDF_FILE_TYPE, file.content_checksum
+            )
+            if netcdf
+            else None
+        )
+        identity = content or md5
+        same_content = latest is not None and latest.md5 == identity
+        if same_content and content is not None and latest is not None and latest.status == "done":
+            # same netCDF content in another layout (size may differ): not a new version
+            self.store.touch_file(latest.id, st.st_size, st.st_mtime_ns)
+            return 0
+        if latest is not None and same_content and latest.size == st.st_size:
             if latest.status == "done":
                 self.store.touch_file(latest.id, st.st_size, st.st_mtime_ns)
                 return 0
@@ -685,7 +701,7 @@ class Agent:
                 version_id=next_version_id(previous),
                 size=st.st_size,
                 mtime_ns=st.st_mtime_ns,
-                md5=md5,
+                md5=identity,
             )
         create = FileCreate(
             name=file.name,
@@ -701,16 +717,16 @@ class Agent:
             ds_uuid=rec.dataset_uuid,
             immutable=file.immutable,
         )
-        remote = await self.client.ensure_file_version(create)
-        if remote.status == FileStatus.SECURED:
-            self.store.mark_file_done(row.id)
-            return 0
+        # announced by the uploader once the bytes are known (no junk versions, D10)
         result = await self._uploader.upload(
             path,
             row.file_uuid,
             row.version_id,
             resume=_StoreResume(self.store, row.id),
             expected_md5=md5,
+            file_type=create.type,
+            content_checksum=content,
+            announce=create,
         )
         self.store.mark_file_done(row.id)
-        return int(result.bytes_sent)
+        return 0 if result.already_secured else int(result.bytes_sent)

@@ -39,13 +39,15 @@ class RunResult:
 
 def make_client() -> EtiketClient:
     """A client for the stored credentials (``etiket-sync login``)."""
+    from etiket_sync_agent.platform.auth import client_for
+
     credentials = load_credentials(paths.credentials_path())
     if credentials is None:
         raise NotLoggedInError(
-            "not logged in: run 'etiket-sync login --url URL --token TOKEN' first "
+            "not logged in: run 'etiket-sync login --url URL' first "
             "(or 'etiket-sync demo' for a local server)"
         )
-    return EtiketClient(credentials.url, credentials.token)
+    return client_for(credentials, paths.credentials_path())
 
 
 async def run_agent_async(

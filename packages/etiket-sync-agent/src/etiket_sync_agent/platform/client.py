@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import ssl
 import uuid as uuid_module
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from etiket_sync_agent.platform.errors import (
     RequestRejectedError,
     ServerError,
     error_for_status,
+    install_log_redaction,
     scrub,
 )
 from etiket_sync_agent.platform.models import (
@@ -65,6 +67,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("etiket_sync_agent.platform")
+install_log_redaction()  # httpx logs full request URLs; presigned ones are credentials (D8)
 
 API_TIMEOUT = 10.0
 """Seconds per API request (PROTOCOL §2)."""
@@ -149,7 +152,9 @@ class EtiketClient:
         base_url: the server URL (``https://host``; the ``/api/v2|v3`` prefixes are added here).
         token: the bearer token.
         timeout: seconds per API request.
-        verify: verify TLS certificates (on by default); or a path to a CA bundle.
+        verify: verify TLS certificates (on by default); a path to a CA bundle (PEM) or an
+            ``ssl.SSLContext`` (see :func:`etiket_sync_agent.platform.auth.tls_verify`);
+            ``False`` turns verification off (never by default).
         retry: the retry policy of API calls and store PUTs.
         on_unauthorized: called once when the server answers 401; returns a new token (the
             request is then repeated once) or ``None`` (the :class:`AuthError` is raised).
@@ -163,7 +168,7 @@ class EtiketClient:
         token: str,
         *,
         timeout: float = API_TIMEOUT,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         retry: RetryPolicy | None = None,
         on_unauthorized: Callable[[], Awaitable[str | None]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -174,6 +179,8 @@ class EtiketClient:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self._on_unauthorized = on_unauthorized
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )

@@ -24,7 +24,9 @@ EtiketError
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +48,8 @@ __all__ = [
     "UploadError",
     "ValidationFailedError",
     "error_for_status",
+    "install_log_redaction",
+    "redact_presigned",
     "redact_url",
     "scrub",
 ]
@@ -69,6 +73,84 @@ _MASK = "********"
 def redact_url(url: str) -> str:
     """``url`` without its query string (presigned URLs carry their signature there)."""
     return _QUERY.sub("?…", url)
+
+
+_URL_WITH_QUERY = re.compile(r"(?P<base>https?://[^\s?#'\"<>]+)\?(?P<query>[^\s#'\"<>]*)")
+_SIGNATURE_KEYS = frozenset(
+    {
+        "sig",  # this project's local store, Azure SAS
+        "signature",
+        "x-amz-signature",  # S3 SigV4
+        "x-amz-credential",
+        "x-amz-security-token",
+        "awsaccesskeyid",  # S3 SigV2
+        "se",  # Azure SAS expiry (+ sig)
+        "skoid",
+        "key-pair-id",  # CloudFront
+        "policy",
+        "token",
+        "access_token",
+        "temp_url_sig",  # OpenStack Swift
+    }
+)
+
+
+def _looks_presigned(query: str) -> bool:
+    for pair in query.split("&"):
+        key = pair.split("=", 1)[0].strip().lower()
+        if key in _SIGNATURE_KEYS:
+            return True
+    return False
+
+
+def redact_presigned(text: str) -> str:
+    """``text`` with the query string of every presigned URL in it replaced by ``?…``.
+
+    A URL counts as presigned when its query has a signature or credential parameter (S3 SigV2
+    and SigV4, Azure SAS, Swift temp URLs, CloudFront, this project's local store); ordinary API
+    URLs (``?dataset_uuid=...``) are left alone.
+    """
+    if "?" not in text or "://" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        if _looks_presigned(match.group("query")):
+            return f"{match.group('base')}?…"
+        return match.group(0)
+
+    return _URL_WITH_QUERY.sub(replace, text)
+
+
+_installed = threading.Lock()
+_factory_installed = False
+
+
+def install_log_redaction() -> None:
+    """Redact presigned URLs (:func:`redact_presigned`) in every log record of this process.
+
+    httpx logs each request line with its full URL at INFO (shown with ``-v``); for its lifetime
+    a presigned URL is a credential, so records are rewritten as they are created, whichever
+    logger or handler is used. Idempotent.
+    """
+    global _factory_installed
+    with _installed:
+        if _factory_installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # a broken format string: leave it to the handler to report
+                return record
+            redacted = redact_presigned(message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
@@ -185,6 +267,10 @@ def error_for_status(
 ) -> EtiketError:
     """Map an error answer to the hierarchy, keeping the server's code and detail.
 
+    The class follows the HTTP status, as with the platform's client: a 404 without an
+    ``error`` key is a :class:`NotFoundError` (a dataset read then answers "none"), and a code
+    this client does not know never changes the class (it is kept in ``code``).
+
     ``body`` is the parsed JSON (or the raw text); ``secrets`` are scrubbed from the message and
     the detail, and ``url`` is shown without its query string.
     """
@@ -192,7 +278,10 @@ def error_for_status(
     code: str | None = None
     detail: Any = None
     if isinstance(body, dict):
+        # ``error``: the platform's codes (§4); ``reason``: the local server's own, finer codes
         raw_code = body.get("error")
+        if not isinstance(raw_code, str):
+            raw_code = body.get("reason")
         code = raw_code if isinstance(raw_code, str) else None
         detail = body.get("detail")
     elif isinstance(body, str):
@@ -201,6 +290,7 @@ def error_for_status(
         detail = scrub(detail, secret_list)
     text = detail if isinstance(detail, str) else ("" if detail is None else str(detail))
     message = f"{method} {redact_url(url)} → {status}"
+    text = redact_presigned(text)
     if code:
         message += f" {code}"
     if text:

@@ -16,6 +16,14 @@ How a multipart upload works:
   and is never validated.
 - PUTs are retried with backoff and jitter on network errors, 5xx and 429; a 403 from the store
   means the presigned URL expired, and fresh URLs are requested.
+- Validation checksum (PROTOCOL §0.7, §7.1): the byte MD5, except for ``HDF5_NETCDF`` files, which
+  are validated with their content hash ``md5_netcdf4`` exactly as the platform's client does: a
+  checksum the caller computed while writing the file (``content_checksum``), else computed from
+  the finished file (needs the ``netcdf`` extra; without it, or for a file that is not readable as
+  netCDF4, the byte MD5 is sent and the server accepts that too).
+- Announcing (``announce=``): the version record is created only once the bytes to send are known
+  (single part: read and hashed; multipart: the file is unchanged since it was planned), so a file
+  that changes while it is read leaves no announced, never-uploaded version behind (D10).
 """
 
 from __future__ import annotations
@@ -54,14 +62,16 @@ from etiket_sync_agent.platform.errors import (
     NotFoundError,
     UploadError,
     error_for_status,
+    redact_presigned,
     redact_url,
 )
-from etiket_sync_agent.platform.models import MultipartUpload
+from etiket_sync_agent.platform.models import FileCreate, FileStatus, MultipartUpload
 
 __all__ = [
     "DEFAULT_PART_CONCURRENCY",
     "DEFAULT_SINGLE_PART_THRESHOLD",
     "MAX_PARTS",
+    "NETCDF_FILE_TYPE",
     "JsonFileStateStore",
     "MemoryStateStore",
     "UploadResult",
@@ -69,6 +79,7 @@ __all__ = [
     "UploadStateStore",
     "Uploader",
     "put_timeout",
+    "validation_checksum",
 ]
 
 _log = logging.getLogger("etiket_sync_agent.platform.upload")
@@ -81,6 +92,42 @@ MAX_PARTS = 9000
 """A multipart upload never has more parts (the server grows the part size instead)."""
 
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
+
+NETCDF_FILE_TYPE = "HDF5_NETCDF"
+"""File type validated with the content checksum ``md5_netcdf4`` (PROTOCOL §0.7)."""
+
+_netcdf_warned = False
+
+
+def validation_checksum(
+    path: Path, byte_md5: str, file_type: str | None, content_checksum: str | None = None
+) -> str:
+    """What to send as ``md5_checksum`` when validating ``path``, as the platform's client does.
+
+    ``HDF5_NETCDF`` files: ``content_checksum`` when the caller has it (e.g. a writer that hashed
+    while writing), else ``md5_netcdf4`` of the file. Without the netCDF libraries (logged once)
+    or for a file not readable as netCDF4, and for every other type: ``byte_md5``.
+    """
+    if file_type != NETCDF_FILE_TYPE:
+        return byte_md5
+    if content_checksum:
+        return content_checksum.lower()
+    global _netcdf_warned
+    try:
+        from etiket_sync_agent.netcdf import NetCDFChecksumError, md5_netcdf4
+    except ImportError:
+        if not _netcdf_warned:
+            _netcdf_warned = True
+            _log.warning(
+                "netCDF files are validated with their byte MD5: install "
+                "etiket-sync-agent[netcdf] for the content checksum the platform's client sends"
+            )
+        return byte_md5
+    try:
+        return md5_netcdf4(path)
+    except (NetCDFChecksumError, RuntimeError) as exc:
+        _log.info("%s: %s; validating with the byte MD5", path.name, exc)
+        return byte_md5
 
 
 @dataclass
@@ -222,6 +269,8 @@ class UploadResult:
             part count once).
         resumed_parts: parts the server already held and that were not sent again.
         upload_id: the multipart upload id (``None`` for a single PUT).
+        checksum: what was sent as ``md5_checksum`` (``md5``, or the netCDF content hash).
+        already_secured: the announced version was already secured; nothing was sent.
     """
 
     md5: str
@@ -230,6 +279,8 @@ class UploadResult:
     bytes_sent: int
     resumed_parts: int = 0
     upload_id: str | None = None
+    checksum: str = ""
+    already_secured: bool = False
 
 
 def put_timeout(size: int) -> float:
@@ -346,13 +397,21 @@ class Uploader:
         resume: UploadStateStore | None = None,
         progress: Callable[[int], None] | None = None,
         expected_md5: str | None = None,
+        file_type: str | None = None,
+        content_checksum: str | None = None,
+        announce: FileCreate | None = None,
     ) -> UploadResult:
         """Upload ``path`` as the bytes of ``(file_uuid, version_id)`` and validate them.
 
-        The version record must exist (:meth:`EtiketClient.ensure_file_version`). ``resume``
-        keeps multipart progress across restarts; ``progress`` is called with the byte count of
-        every part (or file) the store acknowledged; ``expected_md5`` (hex) is the hash the caller
-        planned the version with, and a file whose bytes no longer match it is not validated.
+        Without ``announce`` the version record must exist
+        (:meth:`EtiketClient.ensure_file_version`); with it, the record is created here, only once
+        the bytes to send are known (a file that changes while it is read is then never
+        announced), and a version found already secured is not sent again
+        (``already_secured``). ``resume`` keeps multipart progress across restarts;
+        ``progress`` is called with the byte count of every part (or file) the store
+        acknowledged; ``expected_md5`` (hex) is the byte MD5 the caller planned the version with,
+        and a file whose bytes no longer match it is not validated. ``file_type`` and
+        ``content_checksum`` choose the validation checksum (:func:`validation_checksum`).
 
         Raises:
             FileChangedError: the file changed (size, mtime, or content vs ``expected_md5``)
@@ -361,16 +420,39 @@ class Uploader:
             EtiketError: an API call failed (see the hierarchy).
         """
         path = Path(path)
+        if announce is not None:
+            file_type = file_type or announce.type
         before = _stat(path, "before")
         size = before.size
+        if announce is not None and announce.immutable and size != announce.size:
+            raise FileChangedError(
+                f"{path} has {size} bytes, not the {announce.size} it was planned with; "
+                "it was not announced"
+            )
         state = resume.load(file_uuid, version_id) if resume is not None else None
         if size <= self.single_part_threshold and state is None:
-            md5 = await self._single(path, file_uuid, version_id, size)
+            data, md5 = await asyncio.to_thread(_read_whole, path)
+            if len(data) != size:
+                raise FileChangedError(
+                    f"{path} changed size while it was read ({size} → {len(data)}); "
+                    "nothing was announced or sent"
+                )
+            self._check_unchanged(path, before, md5, expected_md5)
+            if announce is not None and await self._announce_secured(announce):
+                return UploadResult(md5, size, 1, 0, checksum=md5, already_secured=True)
+            await self._single(path, file_uuid, version_id, data, md5)
             if progress is not None:
                 progress(size)
             self._check_unchanged(path, before, md5, expected_md5)
-            await self.client.validate_single_part(file_uuid, version_id, md5)
-            return UploadResult(md5, size, 1, size)
+            checksum = await asyncio.to_thread(
+                validation_checksum, path, md5, file_type, content_checksum
+            )
+            await self.client.validate_single_part(file_uuid, version_id, checksum)
+            return UploadResult(md5, size, 1, size, checksum=checksum)
+        if announce is not None:
+            self._check_unchanged(path, before, None, None)
+            if await self._announce_secured(announce):
+                return UploadResult(expected_md5 or "", size, 0, 0, already_secured=True)
         opened: list[str] = []
         try:
             md5, upload_id, etags, sent, resumed = await self._multipart(
@@ -383,30 +465,39 @@ class Uploader:
                 with contextlib.suppress(EtiketError):
                     await self.client.abort_upload(file_uuid, version_id, stale)
             raise
-        await self.client.validate_multipart(file_uuid, version_id, md5, upload_id, etags)
+        checksum = await asyncio.to_thread(
+            validation_checksum, path, md5, file_type, content_checksum
+        )
+        await self.client.validate_multipart(file_uuid, version_id, checksum, upload_id, etags)
         if resume is not None:
             resume.finished(file_uuid, version_id)
-        return UploadResult(md5, size, len(etags), sent, resumed, upload_id)
+        return UploadResult(md5, size, len(etags), sent, resumed, upload_id, checksum=checksum)
+
+    async def _announce_secured(self, announce: FileCreate) -> bool:
+        """Create (or find) the version record; True when it is already secured."""
+        remote = await self.client.ensure_file_version(announce)
+        return remote.status == FileStatus.SECURED
 
     @staticmethod
-    def _check_unchanged(path: Path, before: _FileStat, md5: str, expected_md5: str | None) -> None:
+    def _check_unchanged(
+        path: Path, before: _FileStat, md5: str | None, expected_md5: str | None
+    ) -> None:
         after = _stat(path, "after")
         if after != before:
             raise FileChangedError(
                 f"{path} changed while it was uploaded (size {before.size} → {after.size}, "
                 f"mtime_ns {before.mtime_ns} → {after.mtime_ns}); it was not marked done"
             )
-        if expected_md5 is not None and expected_md5.lower() != md5:
+        if md5 is not None and expected_md5 is not None and expected_md5.lower() != md5:
             raise FileChangedError(
                 f"{path} no longer has the expected content (MD5 {md5}, expected "
                 f"{expected_md5.lower()}); it was not marked done"
             )
 
     # -- single part -----------------------------------------------------------------------------
-    async def _single(self, path: Path, file_uuid: str, version_id: int, size: int) -> str:
-        data, md5 = await asyncio.to_thread(_read_whole, path)
-        if len(data) != size:
-            raise FileChangedError(f"{path} changed size while it was read ({size} → {len(data)})")
+    async def _single(
+        self, path: Path, file_uuid: str, version_id: int, data: bytes, md5: str
+    ) -> None:
         current: str | None = None
 
         async def url(expired: str | None) -> str:
@@ -416,7 +507,6 @@ class Uploader:
             return current
 
         await self._send(url, data, md5, f"{path.name} (file {file_uuid} v{version_id})")
-        return md5
 
     # -- one PUT with retries --------------------------------------------------------------------
     async def _send(self, url_source: UrlSource, data: bytes, md5: str, label: str) -> None:
@@ -467,7 +557,9 @@ class Uploader:
                 url, content=data, headers=headers, timeout=put_timeout(len(data))
             )
         except httpx.TransportError as exc:
-            error = NetworkError(f"PUT {redact_url(url)} ({label}): {type(exc).__name__}: {exc}")
+            error = NetworkError(
+                redact_presigned(f"PUT {redact_url(url)} ({label}): {type(exc).__name__}: {exc}")
+            )
             raise _RetryablePutError(error, None) from exc
         status = response.status_code
         if status in (200, 201):

@@ -24,6 +24,7 @@ from etiket_sync_agent.connectors.config import config_to_storage, parse_config
 from etiket_sync_agent.engine.agent import Agent, IterationReport
 from etiket_sync_agent.engine.options import EngineOptions
 from etiket_sync_agent.platform import EtiketClient
+from etiket_sync_agent.platform.upload import NETCDF_FILE_TYPE, validation_checksum
 from etiket_sync_agent.store import TrackingStore, open_store
 from etiket_sync_agent.testing.tree import tree_digest
 
@@ -49,7 +50,13 @@ def fast_options(**overrides: Any) -> EngineOptions:
 
 @dataclass
 class ServerFile:
-    """One secured file version on the server, with its stored bytes' MD5."""
+    """One secured file version on the server, with the checksum of its stored bytes.
+
+    ``md5_stored`` is computed from the downloaded bytes by the rule the platform validates with:
+    their MD5, or for ``HDF5_NETCDF`` files their content checksum ``md5_netcdf4`` (falling back
+    to the MD5 for bytes that are not netCDF4), so ``md5_declared == md5_stored`` checks the
+    declaration for every type. ``md5_bytes`` is always the plain MD5 of the bytes.
+    """
 
     dataset_uuid: str
     name: str
@@ -59,19 +66,30 @@ class ServerFile:
     md5_declared: str | None
     md5_stored: str
     status: str
+    md5_bytes: str = ""
+    file_type: str = ""
 
 
 class AgentHarness:
     """A local server, a temporary tracking store and an agent, wired together."""
 
-    def __init__(self, base_dir: Path, *, options: EngineOptions | None = None) -> None:
+    def __init__(
+        self, base_dir: Path, *, options: EngineOptions | None = None, tls: bool = False
+    ) -> None:
+        """``tls``: the server speaks HTTPS with a self-signed certificate, which the agent's
+        client trusts through a CA bundle (as ``etiket-sync login --ca-bundle`` sets up)."""
         from etiket_local_server.testing import start_server
 
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.home = self.base_dir / "agent-home"
         self.home.mkdir(exist_ok=True)
-        self.server = start_server(self.base_dir / "server")
+        self.server = start_server(self.base_dir / "server", tls=tls)
+        self.verify: Any = True
+        if tls:
+            from etiket_sync_agent.platform.auth import tls_verify
+
+            self.verify = tls_verify(str(self.server.ca_bundle))
         self.token = self.server.create_token("harness")
         self.scope_name = "harness-scope"
         self.scope_uuid = self.server.create_scope(self.scope_name)
@@ -99,7 +117,7 @@ class AgentHarness:
         return record
 
     def client(self) -> EtiketClient:
-        return EtiketClient(self.server.url, self.token)
+        return EtiketClient(self.server.url, self.token, verify=self.verify)
 
     # -- running ---------------------------------------------------------------------------------
     def _options(self, overrides: dict[str, Any]) -> EngineOptions:
@@ -202,6 +220,16 @@ class AgentHarness:
                 continue
             assert f.S3_link, f"secured file {f.name} has no download link"
             body = self._downloads().get(f.S3_link).content
+            md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+            file_type = f.type.value if hasattr(f.type, "value") else str(f.type)
+            stored = md5
+            if file_type == NETCDF_FILE_TYPE:
+                copy = self.base_dir / f".download-{f.uuid}-{f.version_id}"
+                copy.write_bytes(body)
+                try:
+                    stored = validation_checksum(copy, md5, file_type)
+                finally:
+                    copy.unlink(missing_ok=True)
             files.append(
                 ServerFile(
                     dataset_uuid,
@@ -210,8 +238,10 @@ class AgentHarness:
                     f.version_id,
                     f.size,
                     f.md5_checksum,
-                    hashlib.md5(body, usedforsecurity=False).hexdigest(),
+                    stored,
                     status,
+                    md5_bytes=md5,
+                    file_type=file_type,
                 )
             )
         return files
@@ -221,7 +251,7 @@ class AgentHarness:
     def _downloads(self) -> httpx.Client:
         """One keep-alive client for downloads (a new connection per file is most of the cost)."""
         if self._http is None:
-            self._http = httpx.Client(timeout=60)
+            self._http = httpx.Client(timeout=60, verify=self.verify)
         return self._http
 
     def items(self, source: str) -> list[Any]:
