@@ -562,6 +562,9 @@ def _register_optional_commands() -> None:
     from etiket_sync_agent.cli import demo as demo_module
 
     cli.add_command(demo_module.demo)
+    from etiket_sync_agent.cli.api import api as api_command  # issue 16: control API
+
+    cli.add_command(api_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

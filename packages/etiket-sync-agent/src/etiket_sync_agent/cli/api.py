@@ -1,0 +1,80 @@
+"""``etiket-sync api``: serve the local control API the dataQruiser GUI and the qdrive SDK use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+
+import click
+
+from etiket_sync_agent import paths
+from etiket_sync_agent.cli._common import console, fail
+
+__all__ = ["api"]
+
+SECRET_ENV = "ETIKET_SYNC_API_SECRET"
+
+
+def _scope_lister() -> Callable[[], Awaitable[list[tuple[str, str]]]] | None:
+    """An async ``[(uuid, name)]`` lister of the server's scopes, when logged in."""
+    from etiket_sync_agent.platform import EtiketClient, load_credentials
+
+    creds = load_credentials(paths.credentials_path())
+    if creds is None:
+        return None
+
+    async def list_scopes() -> list[tuple[str, str]]:
+        async with EtiketClient(creds.url, creds.token) as client:
+            return [(str(s.uuid), s.name) for s in await client.list_scopes()]
+
+    return list_scopes
+
+
+@click.command("api")
+@click.option("--port", default=10410, show_default=True, help="TCP port (the GUI uses 10410).")
+@click.option(
+    "--require-secret",
+    is_flag=True,
+    help=f"Changes (POST/PATCH/DELETE) need the local secret ({SECRET_ENV} or a generated one, "
+    "printed at start) in the X-Etiket-Sync-Secret header. The dataQruiser GUI sends none, so "
+    "leave this off when the GUI manages the agent.",
+)
+def api(port: int, require_secret: bool) -> None:
+    """Serve the local control API on 127.0.0.1 (never on other interfaces).
+
+    Same routes, shapes and errors as the existing agent's API under /api/v1, so the dataQruiser
+    GUI and the qdrive SDK can manage this agent. Installing connectors through it is refused:
+    install them with pip.
+    """
+    try:
+        import uvicorn
+
+        from etiket_sync_agent.control_api import DEFAULT_HOST, create_app, default_state_path
+    except ModuleNotFoundError as exc:
+        fail(
+            f"the control API needs the 'api' extra ({exc.name} is missing): "
+            "pip install 'etiket-sync-agent[api]'"
+        )
+    from etiket_sync_agent.store import open_store
+
+    secret: str | None = None
+    if require_secret:
+        secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(24)
+        if not os.environ.get(SECRET_ENV):
+            console.print(f"local secret for changes: [bold]{secret}[/]")
+    store = open_store()
+    app = create_app(
+        store,
+        secret=secret,
+        state_path=default_state_path(),
+        log_dir=paths.log_dir(),
+        scope_lister=_scope_lister(),
+    )
+    console.print(f"control API on http://{DEFAULT_HOST}:{port}/api/v1")
+    config = uvicorn.Config(app, host=DEFAULT_HOST, port=port, log_level="warning")
+    try:
+        asyncio.run(uvicorn.Server(config).serve())
+    finally:
+        store.close()

@@ -1,0 +1,41 @@
+"""The local control API the dataQruiser GUI and the qdrive SDK use (``etiket-sync api``).
+
+Needs the ``api`` extra (``pip install etiket-sync-agent[api]``): Starlette and uvicorn. Importing
+this package without them works; :func:`create_app` then raises a clear error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from etiket_sync_agent.control_api.forms import config_form
+
+if TYPE_CHECKING:
+    from etiket_sync_agent.store.repository import TrackingStore
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "config_form", "create_app"]
+
+#: The existing API's port (the GUI and the SDK connect to it).
+DEFAULT_PORT = 10410
+#: Loopback only: the control API has no business on the network.
+DEFAULT_HOST = "127.0.0.1"
+
+
+def create_app(store: TrackingStore, **kwargs: Any) -> Any:
+    """The control API's ASGI app (see :func:`etiket_sync_agent.control_api.app.create_app`)."""
+    try:
+        from etiket_sync_agent.control_api.app import create_app as _create
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(
+            f"the control API needs the 'api' extra ({exc.name} is missing): "
+            "pip install 'etiket-sync-agent[api]'"
+        ) from None
+    return _create(store, **kwargs)
+
+
+def default_state_path() -> Path:
+    """Where the API keeps viewed flags and priorities: ``<agent home>/control_api.json``."""
+    from etiket_sync_agent.paths import agent_home
+
+    return agent_home() / "control_api.json"
