@@ -83,6 +83,7 @@ def backends(as_json: bool) -> None:
                 else ("file" if issubclass(cls, SyncSourceFileBase) else "database"),
                 "scope_policy": None if cls is None else cls.scope_policy.value,
                 "live_sync": None if cls is None else cls.live_sync,
+                "api": "legacy API" if getattr(cls, "legacy_api", False) else "current",
             }
         )
     for cinfo in list_converters():
@@ -99,6 +100,7 @@ def backends(as_json: bool) -> None:
                 "type": None if ccls is None else f"{ccls.input_type} → {ccls.output_type}",
                 "scope_policy": None,
                 "live_sync": None,
+                "api": "current",
             }
         )
     if as_json:
@@ -113,6 +115,8 @@ def backends(as_json: bool) -> None:
             status += f": {row['error']}"
         if row["install_hint"]:
             status += f" ({row['install_hint']})"
+        if row["api"] == "legacy API":
+            status += " (legacy API)"
         colour = "green" if row["status"] == "available" else "yellow"
         table.add_row(
             row["kind"],
