@@ -104,6 +104,8 @@ class FileInfo:
     (read, never modified) or a file the backend wrote into ``ctx.work_dir``. A new content of the
     same ``name`` becomes a new version on the server; unchanged content is not sent again.
     ``ranking`` < 0 hides a file (thumbnails use -1). ``immutable`` versions can never be replaced.
+    ``uuid`` and ``version_id`` pin the file's server identity when the backend already knows it
+    (e.g. a version qdrive created locally); by default the core derives them.
     """
 
     name: str
@@ -114,6 +116,8 @@ class FileInfo:
     ranking: int = 0
     collected: dt.datetime | None = None
     immutable: bool = True
+    uuid: str | None = None
+    version_id: int | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
