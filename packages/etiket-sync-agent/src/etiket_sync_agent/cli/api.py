@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import logging.handlers
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -49,14 +51,14 @@ def api(port: int, require_secret: bool) -> None:
     install them with pip.
     """
     try:
-        import uvicorn
-
-        from etiket_sync_agent.control_api import DEFAULT_HOST, create_app, default_state_path
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
     except ModuleNotFoundError as exc:
         fail(
             f"the control API needs the 'api' extra ({exc.name} is missing): "
             "pip install 'etiket-sync-agent[api]'"
         )
+    from etiket_sync_agent.control_api import DEFAULT_HOST, default_state_path, serve
     from etiket_sync_agent.store import open_store
 
     secret: str | None = None
@@ -64,17 +66,28 @@ def api(port: int, require_secret: bool) -> None:
         secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(24)
         if not os.environ.get(SECRET_ENV):
             console.print(f"local secret for changes: [bold]{secret}[/]")
-    store = open_store()
-    app = create_app(
-        store,
-        secret=secret,
-        state_path=default_state_path(),
-        log_dir=paths.log_dir(),
-        scope_lister=_scope_lister(),
+    log_dir = paths.log_dir()
+    handler = logging.handlers.RotatingFileHandler(
+        log_dir / "api.log", maxBytes=10 * 1024 * 1024, backupCount=1, encoding="utf-8"
     )
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+    for name in ("etiket_sync_agent", "uvicorn", "uvicorn.error"):
+        logging.getLogger(name).addHandler(handler)
+    store = open_store()
     console.print(f"control API on http://{DEFAULT_HOST}:{port}/api/v1")
-    config = uvicorn.Config(app, host=DEFAULT_HOST, port=port, log_level="warning")
     try:
-        asyncio.run(uvicorn.Server(config).serve())
+        asyncio.run(
+            serve(
+                store,
+                port=port,
+                secret=secret,
+                state_path=default_state_path(),
+                log_dir=log_dir,
+                scope_lister=_scope_lister(),
+            )
+        )
+    except KeyboardInterrupt:
+        pass
     finally:
         store.close()
+        handler.close()
