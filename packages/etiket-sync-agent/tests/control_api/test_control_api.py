@@ -446,3 +446,45 @@ def test_secret_and_host_checks(store: TrackingStore, tmp_path: Path) -> None:
     assert rebinding.json()["error"] == "host_not_allowed"
     assert client.get(f"{P}/sync/sources", headers={"Host": "127.0.0.1:10410"}).status_code == 200
     assert client.get(f"{P}/sync/sources", headers={"Host": "[::1]:10410"}).status_code == 200
+
+
+def test_local_api_tokens_against_a_server(store: TrackingStore, tmp_path: Path) -> None:
+    from etiket_local_server.testing import start_server
+
+    server = start_server(tmp_path / "server")
+    try:
+        token = server.create_token("agent-login")
+        client = TestClient(create_app(store, credentials=lambda: (server.url, token)))
+        created = client.post(f"{P}/auth/local/api-tokens", json={"name": "from the GUI"})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert set(body) == {"uid", "name", "api_token", "server_url"}
+        assert body["name"] == "from the GUI"
+        assert body["server_url"] == server.url
+        listed = client.get(f"{P}/auth/local/api-tokens").json()
+        assert len(listed) == 1
+        assert set(listed[0]) == {
+            "user_sub",
+            "user_name",
+            "api_key_name",
+            "api_key_uid",
+            "server_url",
+        }
+        assert listed[0]["user_sub"]
+        check = client.get(f"{P}/auth/local/api-tokens/{body['uid']}/check")
+        assert check.json() == {"valid": True}
+        assert client.delete(f"{P}/auth/local/api-tokens/{body['uid']}").status_code == 204
+        assert client.get(f"{P}/auth/local/api-tokens/{body['uid']}/check").json() == {
+            "valid": False
+        }
+        short = client.post(f"{P}/auth/local/api-tokens", json={"name": "x"})
+        assert short.status_code == 422
+        logged_out = TestClient(create_app(store, credentials=lambda: None))
+        r = logged_out.get(f"{P}/auth/local/api-tokens")
+        assert r.status_code == 401
+        assert r.json() == {
+            "error": "not_logged_in",
+            "detail": "the agent is not logged in (etiket-sync login)",
+        }
+    finally:
+        server.stop()

@@ -34,6 +34,14 @@ def _scope_lister() -> Callable[[], Awaitable[list[tuple[str, str]]]] | None:
     return list_scopes
 
 
+def _credentials() -> tuple[str, str] | None:
+    """The agent's login, read at each call (a later ``etiket-sync login`` is picked up)."""
+    from etiket_sync_agent.platform import load_credentials
+
+    creds = load_credentials(paths.credentials_path())
+    return None if creds is None else (creds.url, creds.token)
+
+
 @click.command("api")
 @click.option("--port", default=10410, show_default=True, help="TCP port (the GUI uses 10410).")
 @click.option(
@@ -84,6 +92,7 @@ def api(port: int, require_secret: bool) -> None:
                 state_path=default_state_path(),
                 log_dir=log_dir,
                 scope_lister=_scope_lister(),
+                credentials=_credentials,
             )
         )
     except KeyboardInterrupt:

@@ -56,6 +56,7 @@ async def serve(
     state_path: Path | None = None,
     log_dir: Path | None = None,
     scope_lister: Any = None,
+    credentials: Any = None,
 ) -> None:
     """Serve the control API on ``127.0.0.1:<port>`` until cancelled (for ``etiket-sync api``
     and for the service, which can run it beside the agent in the same event loop)."""
@@ -72,6 +73,7 @@ async def serve(
         state_path=state_path,
         log_dir=log_dir,
         scope_lister=scope_lister,
+        credentials=credentials,
     )
     config = uvicorn.Config(app, host=DEFAULT_HOST, port=port, log_level="warning")
     await uvicorn.Server(config).serve()

@@ -49,6 +49,8 @@ SECRET_HEADER = "X-Etiket-Sync-Secret"
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]", "testserver"}
 _HEARTBEAT_STALE = dt.timedelta(seconds=60)
 ScopeLister = Callable[[], Awaitable[list[tuple[str, str]]]]
+#: ``(server_url, token)`` of the agent's login, or None when not logged in.
+CredentialsLoader = Callable[[], "tuple[str, str] | None"]
 
 
 class ApiError(Exception):
@@ -171,7 +173,9 @@ class ControlApi:
         secret: str | None,
         log_dir: Path | None,
         scope_lister: ScopeLister | None,
+        credentials: CredentialsLoader | None = None,
     ) -> None:
+        self.credentials = credentials
         self.store = store
         self.state = state
         self.secret = secret
@@ -296,6 +300,75 @@ class ControlApi:
         if item is None or (source_id is not None and item.source_id != source_id):
             raise ApiError(404, "error_not_found", f"error {raw} not found")
         return item
+
+    # -- local API tokens (the agent's server login) -----------------------------------------------
+    async def _server_call(self, method: str, path: str, json_body: Any = None) -> tuple[str, Any]:
+        from etiket_sync_agent.platform import EtiketClient
+        from etiket_sync_agent.platform.errors import EtiketError, NetworkError
+
+        creds = self.credentials() if self.credentials is not None else None
+        if creds is None:
+            raise ApiError(401, "not_logged_in", "the agent is not logged in (etiket-sync login)")
+        url, token = creds
+        try:
+            async with EtiketClient(url, token) as client:
+                return url, await client.request(method, path, json=json_body)
+        except NetworkError as exc:
+            raise ApiError(503, "no_connection", str(exc)) from None
+        except EtiketError as exc:
+            status = exc.status if exc.status and exc.status >= 400 else 502
+            raise ApiError(status, exc.code or "server_error", str(exc)) from None
+
+    async def tokens_create(self, request: Request) -> Response:
+        body = await _json_body(request)
+        name = body.get("name")
+        if name is None:
+            import getpass
+            import platform
+            import socket
+
+            name = f"{getpass.getuser()}@{socket.gethostname()} ({platform.system()})"
+        if not isinstance(name, str) or len(name.strip()) < 3:
+            raise ApiError(422, "validation_error", "'name' must have at least 3 characters")
+        url, created = await self._server_call("POST", "/api/v3/api-tokens", {"name": name})
+        return JSONResponse(
+            {
+                "uid": created["uid"],
+                "name": created["name"],
+                "api_token": created["api_token"],
+                "server_url": url,
+            },
+            status_code=201,
+        )
+
+    async def tokens_list(self, request: Request) -> Response:
+        url, info = await self._server_call("GET", "/api/v3/token/userinfo")
+        _, tokens = await self._server_call("GET", "/api/v3/api-tokens")
+        names = " ".join(p for p in (info.get("given_name"), info.get("family_name")) if p)
+        # As upstream: the token's uid/name are only known when the user has exactly one token.
+        only = tokens[0] if isinstance(tokens, list) and len(tokens) == 1 else None
+        return JSONResponse(
+            [
+                {
+                    "user_sub": info.get("sub"),
+                    "user_name": names or info.get("email") or info.get("sub"),
+                    "api_key_name": only.get("name") if only else None,
+                    "api_key_uid": only.get("uid") if only else None,
+                    "server_url": url,
+                }
+            ]
+        )
+
+    async def tokens_delete(self, request: Request) -> Response:
+        uid = request.path_params["uid"]
+        await self._server_call("DELETE", f"/api/v3/api-tokens/{uid}")
+        return Response(status_code=204)
+
+    async def tokens_check(self, request: Request) -> Response:
+        uid = request.path_params["uid"]
+        _, tokens = await self._server_call("GET", "/api/v3/api-tokens")
+        valid = any(isinstance(t, dict) and t.get("uid") == uid for t in tokens or [])
+        return JSONResponse({"valid": valid})
 
     # -- agent -----------------------------------------------------------------------------------
     async def agent_status(self, request: Request) -> Response:
@@ -809,6 +882,7 @@ def create_app(
     state_path: Path | None = None,
     log_dir: Path | None = None,
     scope_lister: ScopeLister | None = None,
+    credentials: CredentialsLoader | None = None,
 ) -> Starlette:
     """The control API as an ASGI app bound to ``store``.
 
@@ -816,9 +890,15 @@ def create_app(
     viewed flags and priorities (in memory when None). ``log_dir``: where ``/admin/logs`` reads
     ``api.log``/``agent.log`` and error reports are saved. ``scope_lister``: async callable listing
     the server's scopes as ``(uuid, name)`` pairs, for scope-mapping autoassignment.
+    ``credentials``: returns ``(server_url, token)`` of the agent's login (API-token routes).
     """
     api = ControlApi(
-        store, ControlState(state_path), secret=secret, log_dir=log_dir, scope_lister=scope_lister
+        store,
+        ControlState(state_path),
+        secret=secret,
+        log_dir=log_dir,
+        scope_lister=scope_lister,
+        credentials=credentials,
     )
     s = "{source_id:int}"
 
@@ -826,6 +906,10 @@ def create_app(
         return Route(PREFIX + path, _guard(api, endpoint), methods=list(methods))
 
     routes = [
+        r("/auth/local/api-tokens", api.tokens_create, "POST"),
+        r("/auth/local/api-tokens", api.tokens_list, "GET"),
+        r("/auth/local/api-tokens/{uid}", api.tokens_delete, "DELETE"),
+        r("/auth/local/api-tokens/{uid}/check", api.tokens_check, "GET"),
         r("/sync/agent/status", api.agent_status, "GET"),
         r("/sync/agent/start", api.agent_start, "POST"),
         r("/sync/agent/stop", api.agent_stop, "POST"),
