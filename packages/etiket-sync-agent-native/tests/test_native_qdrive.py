@@ -221,3 +221,44 @@ def test_end_to_end_qdrive_datasets_reach_the_server_with_their_own_ids(tmp_path
         assert db_before  # read-only checked through the flags above
     finally:
         harness.close()
+
+
+def test_gui_flow_through_the_control_api(tmp_path: Path) -> None:
+    """As the GUI does: create the source through the API, let the agent run, read the state."""
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from etiket_sync_agent.control_api import create_app
+
+    harness = AgentHarness(tmp_path / "harness", options=fast_options())
+    try:
+        w = QdriveCacheWriter(tmp_path / "q")
+        scope = w.scope("harness-scope", harness.scope_uuid)
+        a = w.dataset("from qdrive", scope)
+        w.file(a, "m", b"content\n", filename="m.txt")
+        w.close()
+        api = TestClient(create_app(harness.store))
+        forms = {c["identifier"]: c for c in api.get("/api/v1/sync/sources/connectors").json()}
+        fields = {f["name"] for f in forms["etiket_sync_agent_native"]["config_data"]}
+        assert {"native_directory", "sync_qdrive", "qdrive_directory"} <= fields
+        created = api.post(
+            "/api/v1/sync/sources",
+            json={
+                "name": "QH datasets",
+                "connector": "etiket_sync_agent_native",
+                "config_data": _config(tmp_path, tmp_path / "q"),
+            },
+        )
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        harness.run_until_idle(40)
+        source = api.get(f"/api/v1/sync/sources/{sid}").json()
+        assert (source["items_total"], source["items_synchronized"]) == (1, 1)
+        items = api.get("/api/v1/sync/items", params={"source_id": sid}).json()
+        assert [(i["data_identifier"], i["dataset_uuid"], i["status"]) for i in items] == [
+            (a, a, "synchronized")
+        ]
+        detail = api.get(f"/api/v1/sync/items/{items[0]['id']}").json()
+        assert [f["name"] for f in detail["sync_record"]["files"]] == ["m"]
+    finally:
+        harness.close()
