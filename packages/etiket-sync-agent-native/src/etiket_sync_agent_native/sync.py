@@ -31,6 +31,14 @@ from etiket_sync_agent import (
 )
 from etiket_sync_agent.connectors.dataset import sniff_file_type
 from etiket_sync_agent.errors import ConfigError, SourceError, SyncError
+from etiket_sync_agent_native.qdrive import ORIGIN as QDRIVE_ORIGIN
+from etiket_sync_agent_native.qdrive import (
+    QdriveCache,
+    QdriveCacheError,
+    default_qdrive_directory,
+    describe_qdrive_dataset,
+    qdrive_items,
+)
 from etiket_sync_agent_native.store import (
     CatalogReader,
     DatasetRecord,
@@ -53,11 +61,26 @@ class NativeConfig:
         native_directory: the store folder scripts write to with
             ``etiket_sync_agent_native.Dataset`` (default: ``<agent home>/native``, the same
             default the ``Dataset`` API uses).
+        sync_qdrive: also sync the datasets in qdrive's local cache (read-only). Off by default
+            for now: discovery on a cache of 20k datasets still takes minutes per pass.
+        qdrive_directory: qdrive's data folder (default: the platform's location; skipped
+            when there is no cache there).
     """
 
     native_directory: Path | None = None
+    #: Also sync the datasets qdrive and dataQruiser keep in qdrive's local cache (issue 16).
+    sync_qdrive: bool = False
+    #: qdrive's data folder (holding ``sql/etiket_db.sql``); default: the platform's location.
+    qdrive_directory: Path | None = None
 
     def validate(self) -> None:
+        if self.qdrive_directory is not None:
+            qdrive = Path(self.qdrive_directory).expanduser()
+            if not (qdrive / "sql" / "etiket_db.sql").is_file():
+                raise ConfigError(
+                    "qdrive_directory",
+                    f"{qdrive} holds no qdrive cache (sql/etiket_db.sql is missing)",
+                )
         if self.native_directory is None:
             return
         path = Path(self.native_directory).expanduser()
@@ -100,6 +123,12 @@ class NativeSync(SyncSourceDatabaseBase):
     def __init__(self, config: NativeConfig) -> None:
         super().__init__(config)
         self._reader = CatalogReader(config.root())
+        # issue 16: qdrive's cache, read-only; the mark is the newest modification listed so far.
+        self._qdrive: QdriveCache | None = None
+        if config.sync_qdrive:
+            qdrive_root = config.qdrive_directory or default_qdrive_directory()
+            self._qdrive = QdriveCache(Path(qdrive_root).expanduser())
+        self._qdrive_after: int | None = None
 
     def source_identity(self) -> str:
         """The resolved store folder: two sources with the same identity are one store."""
@@ -111,6 +140,18 @@ class NativeSync(SyncSourceDatabaseBase):
 
     # -- discovery -------------------------------------------------------------------------------
     def get_new_datasets(self, last_item: SyncItem | None) -> Iterator[SyncItem]:
+        """Catalog rows after ``last_item.cursor``, then qdrive's datasets with something new."""
+        qdrive = self._qdrive if self._qdrive is not None and self._qdrive.exists() else None
+        if qdrive is None or self._reader.root.is_dir():
+            yield from self._native_items(last_item)
+        if qdrive is not None:
+            try:
+                items, self._qdrive_after = qdrive_items(qdrive, self._qdrive_after)
+            except QdriveCacheError as exc:
+                raise SourceError(str(exc)) from None
+            yield from items
+
+    def _native_items(self, last_item: SyncItem | None) -> Iterator[SyncItem]:
         """Catalog rows after ``last_item.cursor`` (row id), oldest first, in batches."""
         self._check_root()
         after = int(last_item.cursor) if last_item is not None and last_item.cursor else None
@@ -134,15 +175,26 @@ class NativeSync(SyncSourceDatabaseBase):
 
     def get_fingerprints(self) -> Mapping[str, str]:
         """uuid → fingerprint (revision and completeness) of every dataset."""
-        self._check_root()
-        try:
-            return self._reader.fingerprints()
-        except NativeStoreError as exc:
-            raise SourceError(str(exc)) from None
+        found: dict[str, str] = {}
+        qdrive = self._qdrive if self._qdrive is not None and self._qdrive.exists() else None
+        if qdrive is None or self._reader.root.is_dir():
+            self._check_root()
+            try:
+                found.update(self._reader.fingerprints())
+            except NativeStoreError as exc:
+                raise SourceError(str(exc)) from None
+        if qdrive is not None:
+            try:
+                found.update(qdrive.fingerprints())
+            except QdriveCacheError as exc:
+                raise SourceError(str(exc)) from None
+        return found
 
     # -- live ------------------------------------------------------------------------------------
     def check_live_dataset(self, item: SyncItem, state: Mapping[str, Any]) -> bool:
         """Live while not complete, unless it has not changed for ``stale_after`` seconds."""
+        if item.extra.get("origin") == QDRIVE_ORIGIN:
+            return False  # qdrive marks each file version complete itself
         try:
             record = self._reader.get(item.key, with_files=False)
         except NativeStoreError:
@@ -154,6 +206,9 @@ class NativeSync(SyncSourceDatabaseBase):
     # -- sync ------------------------------------------------------------------------------------
     def sync_dataset(self, item: SyncItem, ctx: SyncContext) -> None:
         """Describe the dataset and queue every file of the catalog (unchanged ones are skipped)."""
+        if item.extra.get("origin") == QDRIVE_ORIGIN and self._qdrive is not None:
+            describe_qdrive_dataset(self._qdrive, item, ctx)
+            return
         try:
             record = self._reader.get(item.key)
         except NativeStoreError as exc:

@@ -77,8 +77,11 @@ class PluginRegistry(Generic[T]):
         check: Callable[[type], None],
         kind: str,
         dist_prefix: str,
+        adapt: Callable[[type, str], type] | None = None,
     ) -> None:
         self.group = group
+        # issue 16: turns a class written for another API (the existing agent's) into ours.
+        self._adapt = adapt
         self._check = check
         self._kind = kind
         self._dist_prefix = dist_prefix
@@ -94,6 +97,8 @@ class PluginRegistry(Generic[T]):
 
     def register(self, name: str, cls: type[T]) -> None:
         """Register a class directly (tests, embedding). Checked like an entry point."""
+        if self._adapt is not None:
+            cls = self._adapt(cls, name)
         self._check(cls)
         with self._lock:
             self._extra[name] = cls
@@ -208,6 +213,8 @@ class PluginRegistry(Generic[T]):
         try:
             if not isinstance(obj, type):
                 raise PluginContractError(f"entry point {ep.value} is not a class")
+            if self._adapt is not None:
+                obj = self._adapt(obj, ep.name)
             self._check(obj)
         except PluginContractError as exc:
             info.status = PluginStatus.BROKEN

@@ -82,6 +82,7 @@ def backends(as_json: bool) -> None:
                 else ("file" if issubclass(cls, SyncSourceFileBase) else "database"),
                 "scope_policy": None if cls is None else cls.scope_policy.value,
                 "live_sync": None if cls is None else cls.live_sync,
+                "api": "legacy API" if getattr(cls, "legacy_api", False) else "current",
             }
         )
     for cinfo in list_converters():
@@ -98,6 +99,7 @@ def backends(as_json: bool) -> None:
                 "type": None if ccls is None else f"{ccls.input_type} → {ccls.output_type}",
                 "scope_policy": None,
                 "live_sync": None,
+                "api": "current",
             }
         )
     if as_json:
@@ -112,6 +114,8 @@ def backends(as_json: bool) -> None:
             status += f": {row['error']}"
         if row["install_hint"]:
             status += f" ({row['install_hint']})"
+        if row["api"] == "legacy API":
+            status += " (legacy API)"
         colour = "green" if row["status"] == "available" else "yellow"
         table.add_row(
             row["kind"],
@@ -584,6 +588,9 @@ def _register_optional_commands() -> None:
     from etiket_sync_agent.cli import demo as demo_module
 
     cli.add_command(demo_module.demo)
+    from etiket_sync_agent.cli.api import api as api_command  # issue 16: control API
+
+    cli.add_command(api_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -133,6 +133,8 @@ class FileInfo:
     ``ranking`` < 0 hides a file (thumbnails use -1). ``immutable`` versions can never be replaced.
     ``content_checksum`` is the ``md5_netcdf4`` of an ``HDF5_NETCDF`` file when the writer computed
     it while writing (hex); when ``None`` the agent computes it from the finished file.
+    ``uuid`` and ``version_id`` pin the file's server identity when the backend already knows it
+    (e.g. a version qdrive created locally); by default the core derives them.
     """
 
     name: str
@@ -144,6 +146,8 @@ class FileInfo:
     collected: dt.datetime | None = None
     immutable: bool = True
     content_checksum: str | None = None
+    uuid: str | None = None
+    version_id: int | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

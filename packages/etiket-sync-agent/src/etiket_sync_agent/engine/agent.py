@@ -693,12 +693,19 @@ class Agent:
             row = latest  # a version planned before a crash: resume it
         else:
             previous = latest.version_id if latest is not None else None
+            pinned = file.version_id is not None and (
+                previous is None or file.version_id > previous
+            )
             row = self.store.plan_file_version(
                 rec.id,
                 name=file.name,
                 filename=file.filename or path.name,
-                file_uuid=file_uuid_for(rec.dataset_uuid, file.name),
-                version_id=next_version_id(previous),
+                file_uuid=file.uuid or file_uuid_for(rec.dataset_uuid, file.name),
+                version_id=(
+                    file.version_id
+                    if pinned and file.version_id is not None
+                    else next_version_id(previous)
+                ),
                 size=st.st_size,
                 mtime_ns=st.st_mtime_ns,
                 md5=identity,

@@ -1,0 +1,1 @@
+"""Helpers of the existing agent's backend API (the "legacy API"): sync records and utilities."""
